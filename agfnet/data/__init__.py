@@ -1,0 +1,44 @@
+"""Data: paired manifest, image readers, dataset, transforms, splits, benchmarks.
+
+Names are imported lazily (PEP 562), so `import agfnet.data.manifest` or
+`agfnet.data.synth` does not pull in torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "read_image": "io",
+    "check_image": "io",
+    "ImageReadError": "io",
+    "read_manifest": "manifest",
+    "validate_manifest": "manifest",
+    "Manifest": "manifest",
+    "ManifestRow": "manifest",
+    "ManifestProblem": "manifest",
+    "ValidationReport": "manifest",
+    "PairedLesionDataset": "dataset",
+    "TransformConfig": "transforms",
+    "PairTransform": "transforms",
+    "build_transforms": "transforms",
+    "assign_folds": "splits",
+    "write_folds": "splits",
+    "read_folds": "splits",
+    "fixed_split": "splits",
+    "fold_split": "splits",
+    "import_derm7pt": "derm7pt",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'agfnet.data' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"agfnet.data.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

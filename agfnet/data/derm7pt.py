@@ -1,0 +1,263 @@
+"""Import the Derm7pt release (clinical + dermoscopic pairs, Kawahara et al., IEEE JBHI 2019).
+
+The release cannot be downloaded by agfnet (it needs registration); the user points the
+importer at a copy. The result is an ordinary paired manifest: the clinical photograph in
+`clinical`, the dermoscopic image in the second slot, `ultrasound` (Derm7pt has no
+ultrasound; the second modality is dermoscopy), the usual five-class grouping in `label`,
+the official split in `split` and the case number in `lesion_id`.
+
+Cases whose clinical image is missing in the release (`clinic == derm`: the dermoscopic
+image was put in both columns) get a blank `clinical` cell and `flag =
+clinical_missing`, so they are treated as a missing modality, never as a pair.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agfnet.data.manifest import write_rows_csv
+from agfnet.errors import UserError
+
+CLASSES = ("BCC", "MEL", "MISC", "NEV", "SK")
+
+#: Every `diagnosis` value of the release and its group (Kawahara's `GroupInfrequent`).
+DIAGNOSIS_GROUPS: dict[str, str] = {
+    "basal cell carcinoma": "BCC",
+    **dict.fromkeys(
+        [
+            "nevus",
+            "blue nevus",
+            "clark nevus",
+            "combined nevus",
+            "congenital nevus",
+            "dermal nevus",
+            "recurrent nevus",
+            "reed or spitz nevus",
+        ],
+        "NEV",
+    ),
+    **dict.fromkeys(
+        [
+            "melanoma",
+            "melanoma (in situ)",
+            "melanoma (less than 0.76 mm)",
+            "melanoma (0.76 to 1.5 mm)",
+            "melanoma (more than 1.5 mm)",
+            "melanoma metastasis",
+        ],
+        "MEL",
+    ),
+    **dict.fromkeys(
+        ["dermatofibroma", "lentigo", "melanosis", "miscellaneous", "vascular lesion"], "MISC"
+    ),
+    "seborrheic keratosis": "SK",
+}
+
+META_COLUMNS = ("case_num", "diagnosis", "clinic", "derm", "notes")
+INDEX_FILES = {"train": "train_indexes.csv", "val": "valid_indexes.csv", "test": "test_indexes.csv"}
+MANIFEST_COLUMNS = ("clinical", "ultrasound", "label", "lesion_id", "split", "diagnosis", "flag")
+FLAG_CLINICAL_MISSING = "clinical_missing"
+
+
+@dataclass
+class ImportSummary:
+    """What `import_derm7pt` wrote.
+
+    Attributes:
+        manifest: the manifest written.
+        release: the `release_v0` folder read.
+        rows: cases written.
+        class_counts: cases per class.
+        split_counts: cases per split.
+        flagged: cases with no clinical image (`flag = clinical_missing`).
+        flagged_cases: their case numbers.
+    """
+
+    manifest: Path
+    release: Path
+    rows: int
+    class_counts: dict[str, int]
+    split_counts: dict[str, int]
+    flagged: int
+    flagged_cases: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Returns: the human-readable summary."""
+        return [
+            f"wrote {self.manifest} ({self.rows} cases from {self.release})",
+            "classes: " + ", ".join(f"{c} {n}" for c, n in self.class_counts.items()),
+            "splits: " + ", ".join(f"{s} {n}" for s, n in self.split_counts.items()),
+            f"flagged (clinical image missing, clinical cell left blank): {self.flagged}",
+        ]
+
+
+def _release_dir(path: Path) -> Path:
+    for base in (path, path / "release_v0"):
+        if (base / "meta" / "meta.csv").is_file():
+            return base
+    raise UserError(
+        f"{path}: not a Derm7pt release: expected meta/meta.csv in it or in "
+        f"{path / 'release_v0'}. Point to the unpacked release (the folder holding "
+        "release_v0, or release_v0 itself)."
+    )
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the Derm7pt release is incomplete; unpack it again.")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in reader.fieldnames or []]
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    return header, rows
+
+
+def _find_image(images: Path, rel: str, cache: dict[Path, dict[str, str]]) -> Path | None:
+    """The file `images/rel`, matching the name case-insensitively (extensions vary in case)."""
+    path = images / rel
+    if path.is_file():
+        return path
+    folder = path.parent
+    if folder not in cache:
+        try:
+            cache[folder] = {name.lower(): name for name in os.listdir(folder)}
+        except OSError:
+            cache[folder] = {}
+    name = cache[folder].get(path.name.lower())
+    return folder / name if name else None
+
+
+def _manifest_path(image: Path, out_dir: Path) -> str:
+    """Path relative to the manifest's folder when it stays inside it, else absolute."""
+    try:
+        rel = os.path.relpath(image, out_dir)
+    except ValueError:  # another drive on Windows
+        return str(image)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return str(image)
+    return Path(rel).as_posix()
+
+
+def import_derm7pt(
+    release_dir: str | os.PathLike, out_csv: str | os.PathLike, *, overwrite: bool = False
+) -> ImportSummary:
+    """Write a paired manifest for a local copy of the Derm7pt release.
+
+    Args:
+        release_dir: the unpacked release: the folder holding `release_v0`, or
+            `release_v0` itself (with `images/` and `meta/`).
+        out_csv: the manifest to write. Image paths in it are relative to its folder
+            when the images lie under that folder, else absolute.
+        overwrite: replace an existing `out_csv`.
+
+    Returns:
+        An `ImportSummary`.
+
+    Raises:
+        UserError: not a release, a file of it missing, an unknown diagnosis, bad split
+            indexes, image files missing, or `out_csv` exists (every problem is listed).
+    """
+    out_csv = Path(out_csv)
+    if out_csv.exists() and not overwrite:
+        raise UserError(f"{out_csv} exists; choose another --out or pass --overwrite.")
+    release = _release_dir(Path(release_dir)).resolve()
+    meta_path = release / "meta" / "meta.csv"
+    header, meta = _read_csv(meta_path)
+    absent = [c for c in META_COLUMNS if c not in header]
+    if absent:
+        raise UserError(
+            f"{meta_path}: missing column(s) {absent}; this is not the Derm7pt meta.csv "
+            "(expected case_num, diagnosis, ..., clinic, derm, case_id, notes)."
+        )
+
+    problems: list[str] = []
+    split_of: dict[int, str] = {}
+    for split, name in INDEX_FILES.items():
+        index_path = release / "meta" / name
+        idx_header, idx_rows = _read_csv(index_path)
+        if "indexes" not in idx_header:
+            problems.append(f"{index_path}: no 'indexes' column (header: {idx_header})")
+            continue
+        for rec in idx_rows:
+            value = rec["indexes"]
+            if not value.isdigit() or int(value) >= len(meta):
+                problems.append(
+                    f"{index_path}: index '{value}' is not a row position 0..{len(meta) - 1}"
+                )
+            elif int(value) in split_of:
+                problems.append(f"{index_path}: index {value} is already in {split_of[int(value)]}")
+            else:
+                split_of[int(value)] = split
+    unsplit = [meta[i]["case_num"] for i in range(len(meta)) if i not in split_of]
+    if unsplit:
+        problems.append(f"cases {unsplit[:10]} are in none of the index files")
+
+    unknown = Counter(
+        r["diagnosis"]
+        for r in meta
+        if " ".join(r["diagnosis"].lower().split()) not in DIAGNOSIS_GROUPS
+    )
+    if unknown:
+        problems.append(
+            "unknown diagnosis name(s): "
+            + ", ".join(f"'{d}' ({n} cases)" for d, n in sorted(unknown.items()))
+            + f"; known: {', '.join(sorted(DIAGNOSIS_GROUPS))}"
+        )
+
+    images = release / "images"
+    out_dir = out_csv.resolve().parent
+    cache: dict[Path, dict[str, str]] = {}
+    rows: list[dict[str, str]] = []
+    flagged: list[str] = []
+    missing_files: list[str] = []
+    for i, rec in enumerate(meta):
+        found: dict[str, Path | None] = {}
+        for column in ("clinic", "derm"):
+            found[column] = _find_image(images, rec[column], cache) if rec[column] else None
+            if found[column] is None:
+                missing_files.append(f"case {rec['case_num']}: {column} '{rec[column]}'")
+        clinical_missing = rec["clinic"] == rec["derm"]
+        if clinical_missing:
+            flagged.append(rec["case_num"])
+        rows.append(
+            {
+                "clinical": ""
+                if clinical_missing or found["clinic"] is None
+                else _manifest_path(found["clinic"], out_dir),
+                "ultrasound": _manifest_path(found["derm"], out_dir) if found["derm"] else "",
+                "label": DIAGNOSIS_GROUPS.get(" ".join(rec["diagnosis"].lower().split()), ""),
+                "lesion_id": rec["case_num"],
+                "split": split_of.get(i, ""),
+                "diagnosis": rec["diagnosis"],
+                "flag": FLAG_CLINICAL_MISSING if clinical_missing else "",
+            }
+        )
+    if missing_files:
+        problems.append(
+            f"{len(missing_files)} image file(s) not found under {images}: "
+            + "; ".join(missing_files[:10])
+            + (" ..." if len(missing_files) > 10 else "")
+        )
+    if problems:
+        raise UserError(
+            f"cannot import {release}:\n  "
+            + "\n  ".join(problems)
+            + "\nFix: use an unmodified copy of the Derm7pt release (unpack it again)."
+        )
+
+    write_rows_csv(out_csv, MANIFEST_COLUMNS, rows)
+    labels = Counter(r["label"] for r in rows)
+    splits = Counter(r["split"] for r in rows)
+    return ImportSummary(
+        manifest=out_csv,
+        release=release,
+        rows=len(rows),
+        class_counts={c: labels.get(c, 0) for c in CLASSES},
+        split_counts={s: splits.get(s, 0) for s in INDEX_FILES},
+        flagged=len(flagged),
+        flagged_cases=flagged,
+    )

@@ -1,0 +1,188 @@
+"""The LightningModule: training and validation steps, optimiser and schedule of a network."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+
+import agfnet
+from agfnet.engine.checkpoint import META_KEY
+from agfnet.engine.config import TrainConfig, config_to_dict
+
+
+class AGFNetModule(L.LightningModule):
+    """Trains any `agfnet.models` network (AGFNet, an ablation or a baseline) alike.
+
+    The network stays a plain `nn.Module` under `self.model`; this class only adds the
+    loss, the validation metrics, the optimiser and the schedule, and writes the
+    checkpoint metadata of the checkpoint contract.
+
+    Args:
+        config: the resolved training config.
+        classes: class names, in the order of the model's outputs.
+        transform: the `TransformConfig` of the run as a dict (stored for inference).
+        class_weights: one cross-entropy weight per class, or None.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        classes: list[str],
+        transform: dict[str, Any],
+        class_weights: list[float] | None = None,
+    ) -> None:
+        super().__init__()
+        from agfnet.models import AGFNetLoss, create_model
+
+        self.config = config
+        self.classes = list(classes)
+        self.transform = dict(transform)
+        self.channels_last = False  # set by the trainer setup on GPU
+        self.model = create_model(
+            config.model.name, num_classes=len(classes), **config.model.overrides
+        )
+        self.criterion = AGFNetLoss(
+            aux_weight=config.loss.aux_weight,
+            rec_weight=config.loss.rec_weight,
+            masked_weight=config.loss.masked_weight,
+            label_smoothing=config.loss.label_smoothing,
+            class_weights=None if class_weights is None else torch.tensor(class_weights),
+        )
+        k = len(classes)
+        self.val_metrics = MetricCollection(
+            {
+                "accuracy": MulticlassAccuracy(num_classes=k, average="micro"),
+                "balanced_accuracy": MulticlassRecall(num_classes=k, average="macro"),
+                "macro_f1": MulticlassF1Score(num_classes=k, average="macro"),
+                "macro_auc": MulticlassAUROC(num_classes=k, average="macro"),
+            },
+            prefix="val/",
+        )
+
+    def _inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        clinical, ultrasound = batch["clinical"], batch["ultrasound"]
+        if self.channels_last:
+            clinical = clinical.contiguous(memory_format=torch.channels_last)
+            ultrasound = ultrasound.contiguous(memory_format=torch.channels_last)
+        return clinical, ultrasound
+
+    def forward(self, batch: dict[str, Any]) -> Any:
+        """The network's `ModelOutput` for a collated batch of `PairedLesionDataset` samples."""
+        clinical, ultrasound = self._inputs(batch)
+        return self.model.forward_output(clinical, ultrasound, present=batch["present"])
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        terms = self.criterion(self(batch), batch["label"])
+        n = batch["label"].shape[0]
+        self.log(
+            "train/loss",
+            terms["loss"],
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+            batch_size=n,
+            sync_dist=True,
+        )
+        for name in ("ce", "aux", "rec", "masked"):
+            if name in terms:
+                self.log(
+                    f"train/{name}",
+                    terms[name],
+                    on_step=False,
+                    on_epoch=True,
+                    batch_size=n,
+                    sync_dist=True,
+                )
+        return terms["loss"]
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.monotonic()
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/epoch_seconds", time.monotonic() - self._epoch_start, sync_dist=True)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        logits = self(batch).logits.float()
+        n = batch["label"].shape[0]
+        # Plain cross-entropy (no smoothing, no class weights) so val/loss is comparable
+        # across configs and is the NLL that temperature scaling later minimises.
+        loss = F.cross_entropy(logits, batch["label"])
+        self.log("val/loss", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=n)
+        # Logging the metric objects lets Lightning compute them over all ranks at epoch end.
+        self.val_metrics.update(logits.softmax(dim=1), batch["label"])
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, batch_size=n)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optim = self.config.optim
+        # No weight decay on norms, biases and learned tokens/gates (1-D or scalar).
+        decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim > 1]
+        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim <= 1]
+        groups = [
+            {"params": decay, "weight_decay": optim.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        if optim.name == "adamw":
+            optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=optim.lr)
+        else:
+            optimizer = torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=True)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        per_epoch = total / max(1, self.trainer.max_epochs or 1)
+        factor = lr_factor(self.config, total_steps=total, steps_per_epoch=per_epoch)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """The agfnet entries of a checkpoint (see the checkpoint contract)."""
+        return {
+            "build_spec": dict(self.model.build_spec),
+            "classes": list(self.classes),
+            "transform": dict(self.transform),
+            "config": config_to_dict(self.config),
+            "temperature": 1.0,
+            "version": agfnet.__version__,
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["hyper_parameters"] = {META_KEY: self.checkpoint_metadata()}
+
+
+def lr_factor(config: TrainConfig, total_steps: int, steps_per_epoch: float) -> Any:
+    """The learning-rate multiplier per optimiser step: linear warm-up, then cosine or constant.
+
+    Args:
+        config: gives `scheduler.name`, `scheduler.warmup_epochs`, `scheduler.min_lr_ratio`.
+        total_steps: optimiser steps of the whole run.
+        steps_per_epoch: optimiser steps per epoch.
+
+    Returns:
+        A function step -> factor in [0, 1] (a plain function, so the scheduler's state
+        dict stays free of pickled code).
+    """
+    sched = config.scheduler
+    warmup = min(total_steps - 1, round(sched.warmup_epochs * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if sched.name == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return sched.min_lr_ratio + (1.0 - sched.min_lr_ratio) * cosine
+
+    return factor

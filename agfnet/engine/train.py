@@ -1,0 +1,484 @@
+"""One training run: validate the data, write a self-describing run folder, fit, calibrate."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import agfnet
+from agfnet.cli._common import write_json
+from agfnet.engine.config import TrainConfig, config_hash, load_config, save_config
+from agfnet.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `fit` produced.
+
+    Args:
+        out: the run folder.
+        best_checkpoint: checkpoints/best.ckpt (temperature calibrated on val).
+        last_checkpoint: checkpoints/last.ckpt (the state `--resume` continues).
+        metrics: validation metrics of best.ckpt (as in metrics.json); empty off rank 0.
+        temperature: the fitted temperature (1.0 off rank 0).
+        epochs: epochs completed in total (resumed runs included).
+    """
+
+    out: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    metrics: dict[str, Any]
+    temperature: float
+    epochs: int
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which manifest positions train and validate a run, and where the split came from."""
+
+    train: list[int]
+    val: list[int]
+    source: str
+
+
+def is_rank_zero() -> bool:
+    """True in the process that writes files (rank 0; the only one without DDP)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def read_data(data: str | Path | Any, config: TrainConfig) -> Any:
+    """The validated manifest: read from a path, or passed through when already read.
+
+    Rows with a missing modality pass here; `check_modalities` refuses them later
+    unless the model was trained for it.
+    """
+    if not isinstance(data, (str, Path)):
+        return data
+    from agfnet.data import read_manifest
+
+    return read_manifest(
+        data, classes=config.data.classes, require_labels=True, allow_missing_modality=True
+    )
+
+
+def check_modalities(manifest: Any, positions: Sequence[int], model: Any) -> None:
+    """Refuse rows with a missing image unless `model.supports_missing`."""
+    if model.supports_missing:
+        return
+    missing = [manifest.rows[i].row for i in positions if not all(manifest.rows[i].present)]
+    if missing:
+        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+        raise UserError(
+            f"{manifest.path}: rows {shown} lack the clinical or the ultrasound image, and "
+            f"model {model.build_spec['name']} was not trained for a missing modality; fill "
+            "them in, drop them, or train with modality dropout (model.overrides)"
+        )
+
+
+def holdout(manifest: Any, positions: Sequence[int], fraction: float, seed: int) -> Split:
+    """A seeded validation hold-out of `positions`, stratified by label, grouped by patient.
+
+    Args:
+        manifest: the validated manifest.
+        positions: candidate positions in `manifest.rows`.
+        fraction: share of the rows to validate on (at most 0.5).
+        seed: hold-out seed.
+
+    Returns:
+        A `Split` of `positions`.
+    """
+    from agfnet.data.splits import fold_split
+
+    # fold_split holds out `fraction` of the rows outside fold k: put `positions` in
+    # fold 1 and test on fold 0 (the other rows, ignored).
+    chosen = set(positions)
+    folds = [1 if i in chosen else 0 for i in range(len(manifest.rows))]
+    parts = fold_split(manifest, folds, 0, val_fraction=fraction, seed=seed)
+    return Split(parts["train"], parts["val"], f"hold-out of {fraction:g} (seed {seed})")
+
+
+def default_split(manifest: Any, config: TrainConfig) -> Split:
+    """Training and validation rows: the manifest's `split` column, else a seeded hold-out.
+
+    With a `split` column, `train` rows train and `val` rows validate (`test` rows are
+    never used); when it has no `val` rows, the hold-out is taken from the `train` rows.
+    """
+    if not manifest.has_split:
+        return holdout(manifest, range(len(manifest.rows)), config.data.val_fraction, config.seed)
+    from agfnet.data.splits import fixed_split
+
+    parts = fixed_split(manifest)
+    if not parts["val"]:
+        return holdout(manifest, parts["train"], config.data.val_fraction, config.seed)
+    return Split(parts["train"], parts["val"], "manifest split column")
+
+
+def check_split(manifest: Any, split: Split, classes: list[str]) -> None:
+    """Refuse splits that cannot train or validate (before anything is written)."""
+    if not split.train or not split.val:
+        raise UserError(
+            f"the data give {len(split.train)} training and {len(split.val)} validation rows; "
+            "both must be non-empty (add rows or change data.val_fraction)"
+        )
+    val_labels = {manifest.rows[i].label for i in split.val}
+    if len(val_labels) < 2:
+        raise UserError(
+            f"the validation rows hold one class only ({', '.join(val_labels)}); raise "
+            "data.val_fraction or add rows so validation sees at least two classes"
+        )
+    missing = sorted(set(classes) - {manifest.rows[i].label for i in split.train})
+    if missing:
+        log.warning("classes without training rows: %s", ", ".join(missing))
+
+
+def class_weights(config: TrainConfig, manifest: Any, train: list[int]) -> list[float] | None:
+    """Cross-entropy class weights from `loss.class_weights` (None: unweighted).
+
+    "balanced" gives n / (K * n_k) over the training rows (as scikit-learn's
+    `compute_class_weight`), a class without training rows counting as one.
+    """
+    setting = config.loss.class_weights
+    classes = list(manifest.classes)
+    if setting == "none":
+        return None
+    if setting == "balanced":
+        counts = Counter(manifest.rows[i].label for i in train)
+        return [len(train) / (len(classes) * max(1, counts[c])) for c in classes]
+    if len(setting) != len(classes):
+        raise UserError(
+            f"loss.class_weights has {len(setting)} values but there are {len(classes)} "
+            f"classes ({', '.join(classes)}); give one weight per class in that order"
+        )
+    return list(setting)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(agfnet.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def version_info(command: str | None = None) -> dict[str, Any]:
+    """Versions of agfnet and its main dependencies, the git commit and the command line."""
+    import lightning
+    import timm
+    import torch
+
+    return {
+        "agfnet": agfnet.__version__,
+        "git_commit": _git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "lightning": lightning.__version__,
+        "cuda": torch.version.cuda,
+        "command": command if command is not None else " ".join(sys.argv),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _write_split(path: Path, manifest: Any, split: Split) -> None:
+    from agfnet.data.manifest import write_rows_csv
+
+    role = {i: "train" for i in split.train} | {i: "val" for i in split.val}
+    write_rows_csv(
+        path,
+        ["row", "patient_id", "lesion_id", "label", "split"],
+        (
+            {
+                "row": manifest.rows[i].row,
+                "patient_id": manifest.rows[i].patient_id or "",
+                "lesion_id": manifest.rows[i].lesion_id,
+                "label": manifest.rows[i].label,
+                "split": role[i],
+            }
+            for i in sorted(role)
+        ),
+    )
+
+
+def prepare_run_folder(
+    out: Path, config: TrainConfig, manifest: Any, split: Split, resume: bool, command: str | None
+) -> None:
+    """Check the run folder against the request and write its self-describing files.
+
+    Raises:
+        UserError: OUT holds a run and `resume` is off, or holds one of another config.
+    """
+    last = out / CHECKPOINT_DIR / "last.ckpt"
+    if last.is_file() and not resume:
+        raise UserError(
+            f"{out} already holds a training run ({last}); pass --resume to continue it, "
+            "or choose another --out"
+        )
+    if resume and last.is_file():
+        saved = load_config(out / CONFIG_FILE)
+        if config_hash(saved) != config_hash(config):
+            raise UserError(
+                f"--resume: the config differs from the run's {out / CONFIG_FILE}; resume "
+                "with the same settings, or train into another --out"
+            )
+        versions = json.loads((out / "version.json").read_text())
+        versions.setdefault("resumed", []).append(version_info(command))
+        write_json(out / "version.json", versions)
+        return
+    if resume:
+        log.warning("--resume: %s has no last.ckpt yet; starting from scratch", out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / CONFIG_FILE)
+    write_json(out / "classes.json", list(manifest.classes))
+    _write_split(out / "split.csv", manifest, split)
+    write_json(out / "version.json", version_info(command))
+
+
+def _precision(config: TrainConfig, on_gpu: bool) -> str:
+    import torch
+
+    if config.trainer.precision != "auto":
+        return config.trainer.precision
+    if not on_gpu:
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def _on_gpu(config: TrainConfig) -> bool:
+    import torch
+
+    acc = config.trainer.accelerator
+    return acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available())
+
+
+def transform_config(config: TrainConfig, model: Any) -> Any:
+    """The run's `TransformConfig`: `data.transform` plus the image size.
+
+    The image size is `data.img_size`, else the model's `default_img_size`.
+    """
+    from agfnet.data import TransformConfig
+
+    img_size = config.data.img_size or model.default_img_size
+    try:
+        return TransformConfig(**{**config.data.transform, "img_size": img_size})
+    except (TypeError, ValueError) as err:
+        raise UserError(f"invalid data.transform setting: {err}") from None
+
+
+def transform_dict(transform: Any) -> dict[str, Any]:
+    """A `TransformConfig` as plain values (what checkpoints store)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(transform):
+        return json.loads(json.dumps(dataclasses.asdict(transform)))
+    return transform.model_dump(mode="json")
+
+
+def fit(
+    config: TrainConfig,
+    data: str | Path | Any,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    split: Split | None = None,
+    callbacks: Sequence[Any] = (),
+    command: str | None = None,
+) -> RunResult:
+    """Train one model and leave a self-describing run folder.
+
+    OUT gets config.yaml, classes.json, split.csv, version.json, checkpoints/best.ckpt and
+    last.ckpt (written atomically), logs/csv/metrics.csv, logs/tensorboard/ and, after
+    training, metrics.json: the validation metrics of best.ckpt, whose temperature is
+    then fitted on the validation rows and stored in it.
+
+    Args:
+        config: the resolved config.
+        data: manifest CSV path, or a manifest already read.
+        out: the run folder.
+        resume: continue from OUT/checkpoints/last.ckpt (same epoch, optimiser and
+            scheduler state); the config must match OUT/config.yaml.
+        split: training/validation positions; None uses `default_split`.
+        callbacks: extra Lightning callbacks.
+        command: the command line recorded in version.json (default: sys.argv).
+
+    Returns:
+        A `RunResult`.
+
+    Raises:
+        UserError: bad data or config (before anything is written), or a diverged run
+            (`TrainingDivergedError`, last good checkpoint kept).
+    """
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from agfnet.engine.callbacks import NonFiniteGuard
+    from agfnet.engine.checkpoint import AtomicCheckpointIO
+    from agfnet.engine.datamodule import PairedDataModule
+    from agfnet.engine.loggers import AppendingCSVLogger
+    from agfnet.engine.module import AGFNetModule
+
+    out = Path(out)
+    manifest = read_data(data, config)
+    split = split or default_split(manifest, config)
+    check_split(manifest, split, list(manifest.classes))
+    weights = class_weights(config, manifest, split.train)
+
+    L.seed_everything(config.seed, workers=True)
+    module = AGFNetModule(config, list(manifest.classes), {}, class_weights=weights)
+    check_modalities(manifest, split.train + split.val, module.model)
+    transform = transform_config(config, module.model)
+    module.transform = transform_dict(transform)
+
+    ckpt_dir = out / CHECKPOINT_DIR
+    last = ckpt_dir / "last.ckpt"
+    # Decided by every rank alike: all of them must load the same checkpoint.
+    continuing = resume and last.is_file()
+    if is_rank_zero():
+        prepare_run_folder(out, config, manifest, split, resume, command)
+    on_gpu = _on_gpu(config)
+    if on_gpu and config.trainer.channels_last:
+        module.model.to(memory_format=torch.channels_last)
+        module.channels_last = True
+    if on_gpu:
+        torch.set_float32_matmul_precision("high")
+
+    datamodule = PairedDataModule(
+        manifest,
+        split.train,
+        split.val,
+        transform,
+        batch_size=config.data.batch_size,
+        num_workers=config.data.num_workers,
+        seed=config.seed,
+    )
+    best_checkpointer = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=config.monitor.metric,
+        mode=config.monitor.mode,
+        save_top_k=1,
+        enable_version_counter=False,
+    )
+    # A second checkpointer for last.ckpt: Lightning's `save_last` only writes it in
+    # epochs where the best checkpoint changed, and --resume needs the latest epoch.
+    last_checkpointer = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        enable_version_counter=False,
+    )
+    all_callbacks: list[Any] = [
+        best_checkpointer,
+        last_checkpointer,
+        NonFiniteGuard(ckpt_dir),
+        *callbacks,
+    ]
+    if config.monitor.patience:
+        all_callbacks.append(
+            EarlyStopping(
+                monitor=config.monitor.metric,
+                mode=config.monitor.mode,
+                patience=config.monitor.patience,
+            )
+        )
+    devices = config.trainer.devices if isinstance(config.trainer.devices, int) else 1
+    world = devices * config.trainer.num_nodes
+    steps_per_epoch = max(1, len(split.train) // (config.data.batch_size * world))
+    trainer = L.Trainer(
+        default_root_dir=out,
+        max_epochs=config.trainer.epochs,
+        accelerator=config.trainer.accelerator,
+        devices=config.trainer.devices,
+        num_nodes=config.trainer.num_nodes,
+        strategy=config.trainer.strategy,
+        precision=_precision(config, on_gpu),
+        callbacks=all_callbacks,
+        logger=[
+            AppendingCSVLogger(out),
+            TensorBoardLogger(out, name="logs", version="tensorboard", default_hp_metric=False),
+        ],
+        plugins=[AtomicCheckpointIO()],
+        deterministic=config.trainer.deterministic,
+        benchmark=on_gpu and not config.trainer.deterministic,
+        gradient_clip_val=config.trainer.gradient_clip_val,
+        accumulate_grad_batches=config.trainer.accumulate_grad_batches,
+        log_every_n_steps=min(config.trainer.log_every_n_steps, steps_per_epoch),
+        enable_progress_bar=config.trainer.progress_bar,
+        enable_model_summary=False,
+    )
+    with warnings.catch_warnings():
+        # Lightning warns that checkpoints/ is not empty: expected when resuming.
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=last if continuing else None)
+    epochs = trainer.current_epoch
+    best = ckpt_dir / "best.ckpt"
+    if not trainer.is_global_zero:
+        return RunResult(out, best, last, {}, 1.0, epochs)
+    metrics = calibrate_and_score(best, manifest, split.val, out / "metrics.json", config)
+    return RunResult(out, best, last, metrics, metrics["temperature"], epochs)
+
+
+def calibrate_and_score(
+    best: Path, manifest: Any, val: list[int], metrics_path: Path, config: TrainConfig
+) -> dict[str, Any]:
+    """Fit the temperature of `best` on the validation rows, store it, write metrics.json.
+
+    Returns:
+        Validation metrics of the raw model (temperature 1, as selected), plus
+        `temperature`, `epoch`, and `calibrated`: the metrics with the temperature applied.
+    """
+    from agfnet.data import PairedLesionDataset, TransformConfig, build_transforms
+    from agfnet.engine.checkpoint import META_KEY, atomic_save, build_model, read_checkpoint
+    from agfnet.engine.evaluate import predict, resolve_device
+    from agfnet.evaluation.calibration import apply_temperature, fit_temperature
+    from agfnet.evaluation.metrics import compute_metrics
+
+    ckpt = read_checkpoint(best)
+    model, info = build_model(ckpt, best)
+    dataset = PairedLesionDataset(
+        manifest,
+        indices=val,
+        transform=build_transforms(TransformConfig(**info.transform), train=False),
+    )
+    device = resolve_device("cuda" if _on_gpu(config) else "cpu")
+    preds = predict(model, dataset, batch_size=config.data.batch_size, device=device)
+    temperature = fit_temperature(preds.logits, preds.labels)
+    ckpt["hyper_parameters"][META_KEY]["temperature"] = temperature
+    atomic_save(ckpt, best)
+    metrics = compute_metrics(preds.labels, apply_temperature(preds.logits, 1.0), info.classes)
+    metrics.update(
+        split="val",
+        checkpoint=str(best),
+        epoch=info.epoch,
+        temperature=temperature,
+        calibrated=compute_metrics(
+            preds.labels, apply_temperature(preds.logits, temperature), info.classes
+        ),
+    )
+    write_json(metrics_path, metrics)
+    return metrics

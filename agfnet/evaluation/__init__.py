@@ -1,0 +1,36 @@
+"""Evaluation: metrics, calibration, selective prediction, uncertainty, reports and tables.
+
+The public names are loaded from their submodules on first use (PEP 562), so importing
+the package alone does not load torch and torchmetrics.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "compute_metrics": "metrics",
+    "validate_predictions": "metrics",
+    "fit_temperature": "calibration",
+    "apply_temperature": "calibration",
+    "expected_calibration_error": "calibration",
+    "reliability_bins": "calibration",
+    "risk_coverage_curve": "selective",
+    "aurc": "selective",
+    "accuracy_at_coverage": "selective",
+    "predictive_entropy": "uncertainty",
+    "summarize_passes": "uncertainty",
+    "write_evaluation": "report",
+    "summarize_folds": "tables",
+    "comparison_table": "tables",
+    "write_comparison": "tables",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

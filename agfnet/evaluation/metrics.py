@@ -1,0 +1,227 @@
+"""Classification metrics of one set of predictions: the content of `metrics.json`.
+
+Counting metrics come from torchmetrics (scikit-learn is the test oracle); calibration,
+selective prediction and entropy from the sibling modules. Conventions (documented in
+docs/commands/evaluate.md):
+
+- accuracy is micro (plain fraction correct); balanced_accuracy is the macro recall.
+- Macro averages (balanced_accuracy, macro_f1, macro_auc) run over the classes present in
+  `labels`; a class absent from `labels` has sensitivity, auc (and f1 when it is never
+  predicted either) null in `per_class`.
+- The prediction is the argmax of `probs` (the first class on a tie).
+- Every value is a plain Python number, string, list or dict; an undefined value is None
+  (JSON null), never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torchmetrics.functional import classification as tmc
+
+from agfnet.evaluation.calibration import (
+    brier_score,
+    expected_calibration_error,
+    negative_log_likelihood,
+    reliability_bins,
+)
+from agfnet.evaluation.selective import accuracy_at_coverage, aurc
+from agfnet.evaluation.uncertainty import predictive_entropy
+
+ECE_BINS = 15
+SELECTIVE_COVERAGE = 0.9
+# Rows of `probs` must sum to 1 within this: loose enough for float16 softmax outputs,
+# tight enough to catch logits or unnormalised scores.
+PROB_SUM_TOL = 1e-3
+
+
+def validate_predictions(
+    labels: np.ndarray | Sequence[int],
+    probs: np.ndarray,
+    classes: Sequence[str],
+    *,
+    allow_unlabeled: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check predictions and return them as int64 labels and float64 probabilities.
+
+    Args:
+        labels: int (N,) class indices in [0, K); -1 (unlabeled) too if `allow_unlabeled`.
+        probs: float (N, K), softmax outputs.
+        classes: the K class names, in column order.
+        allow_unlabeled: accept -1 labels.
+
+    Returns:
+        (labels int64 (N,), probs float64 (N, K) clipped to [0, 1]).
+
+    Raises:
+        ValueError: naming what is wrong: fewer than two classes, mismatched shapes, no
+            rows, non-integer or out-of-range labels, non-finite values, probabilities
+            outside [0, 1] or rows not summing to 1.
+    """
+    names = list(classes)
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ValueError(f"classes must list at least two distinct names; got {names}")
+    y = np.asarray(labels)
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or y.ndim != 1:
+        raise ValueError(
+            f"expected labels of shape (N,) and probs of shape (N, K); got {y.shape} and {p.shape}"
+        )
+    if p.shape[0] != y.shape[0]:
+        raise ValueError(f"labels has {y.shape[0]} rows but probs has {p.shape[0]}")
+    if p.shape[1] != len(names):
+        raise ValueError(f"probs has {p.shape[1]} columns but classes lists {len(names)} names")
+    if y.size == 0:
+        raise ValueError("no predictions to evaluate (N = 0)")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integer class indices; got dtype {y.dtype}")
+    low = -1 if allow_unlabeled else 0
+    bad = np.flatnonzero((y < low) | (y >= len(names)))
+    if bad.size:
+        hint = "" if allow_unlabeled else " (unlabeled rows, -1, must be dropped first)"
+        raise ValueError(
+            f"labels must be in [{low}, {len(names)}){hint}; index {bad[0]} holds {y[bad[0]]}"
+        )
+    if not np.isfinite(p).all():
+        raise ValueError("probs hold NaN or infinite values")
+    if p.min() < -1e-6 or p.max() > 1 + 1e-6:
+        raise ValueError(
+            f"probs must lie in [0, 1]; found values in [{p.min():.4g}, {p.max():.4g}]: "
+            "pass softmax probabilities, not logits"
+        )
+    sums = p.sum(axis=1)
+    worst = int(np.argmax(np.abs(sums - 1.0)))
+    if abs(sums[worst] - 1.0) > PROB_SUM_TOL:
+        raise ValueError(
+            f"each row of probs must sum to 1 (softmax outputs); row {worst} sums to "
+            f"{sums[worst]:.6g}"
+        )
+    return y.astype(np.int64), np.clip(p, 0.0, 1.0)
+
+
+def finite_or_none(value: float) -> float | None:
+    """A float, or None for NaN and infinities (JSON has no NaN)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars and arrays to Python types, paths to strings and NaN/inf to None."""
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return finite_or_none(obj)
+    return obj
+
+
+def _from_float32(value: torch.Tensor | np.ndarray) -> np.ndarray:
+    """torchmetrics ratios are float32: keep their shortest decimal (0.28, not 0.2800000011)."""
+    flat = np.asarray(value, dtype=np.float32).ravel()
+    return np.array([float(str(v)) for v in flat]).reshape(np.shape(value))
+
+
+def _per_class_stats(y: torch.Tensor, p: torch.Tensor, k: int) -> dict[str, np.ndarray]:
+    """Per-class torchmetrics values (K,), before undefined ones are nulled."""
+    common = {"num_classes": k, "average": None}
+    with warnings.catch_warnings():
+        # An absent class gets AUROC 0 with this warning; it is replaced by None below.
+        warnings.filterwarnings("ignore", message="No positive samples in targets")
+        auc = tmc.multiclass_auroc(p, y, **common)
+    return {
+        "sensitivity": _from_float32(tmc.multiclass_recall(p, y, **common)),
+        "specificity": _from_float32(tmc.multiclass_specificity(p, y, **common)),
+        "precision": _from_float32(tmc.multiclass_precision(p, y, **common)),
+        "f1": _from_float32(tmc.multiclass_f1_score(p, y, **common)),
+        "auc": _from_float32(auc),
+    }
+
+
+def compute_metrics(
+    labels: np.ndarray | Sequence[int], probs: np.ndarray, classes: Sequence[str]
+) -> dict[str, Any]:
+    """Every metric of `metrics.json` for labeled predictions.
+
+    Args:
+        labels: int (N,) class indices in [0, K); at least two classes present.
+        probs: float (N, K) softmax probabilities, columns in `classes` order.
+        classes: the K class names.
+
+    Returns:
+        A JSON-serialisable dict with n, classes, accuracy, balanced_accuracy, macro_f1,
+        macro_auc, kappa, ece, nll, brier, aurc, accuracy_at_90_coverage, mean_confidence,
+        mean_entropy, per_class {name: sensitivity, specificity, precision, f1, auc,
+        support}, confusion_matrix (K x K, rows true, columns predicted) and
+        reliability_bins (15 dicts, see `calibration.reliability_bins`).
+
+    Raises:
+        ValueError: invalid inputs (see `validate_predictions`), or labels of one class only.
+    """
+    names = list(classes)
+    y, p = validate_predictions(labels, probs, names)
+    present = np.bincount(y, minlength=len(names)) > 0
+    if present.sum() < 2:
+        raise ValueError(
+            f"labels contain one class only ({names[int(np.argmax(present))]!r}): balanced "
+            "accuracy, AUC and kappa need at least two classes among the labels"
+        )
+    k = len(names)
+    ty, tp = torch.from_numpy(y), torch.from_numpy(p)
+    cm = tmc.multiclass_confusion_matrix(tp, ty, num_classes=k).numpy()
+    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
+    stats = _per_class_stats(ty, tp, k)
+    # The 0/0 cases, where torchmetrics returns 0. With two classes present every class
+    # has negatives, so specificity is always defined.
+    undefined = {
+        "sensitivity": support == 0,
+        "specificity": np.zeros(k, dtype=bool),
+        "precision": predicted == 0,
+        "f1": (support == 0) & (predicted == 0),
+        "auc": support == 0,
+    }
+    per_class = {
+        name: {
+            **{
+                key: None if undefined[key][c] else finite_or_none(values[c])
+                for key, values in stats.items()
+            },
+            "support": int(support[c]),
+        }
+        for c, name in enumerate(names)
+    }
+    confidence = p.max(axis=1)
+    correct = p.argmax(axis=1) == y
+    return {
+        "n": int(y.size),
+        "classes": names,
+        "accuracy": float(
+            _from_float32(tmc.multiclass_accuracy(tp, ty, num_classes=k, average="micro"))
+        ),
+        "balanced_accuracy": float(stats["sensitivity"][present].mean()),
+        "macro_f1": float(stats["f1"][present].mean()),
+        "macro_auc": float(stats["auc"][present].mean()),
+        "kappa": finite_or_none(_from_float32(tmc.multiclass_cohen_kappa(tp, ty, num_classes=k))),
+        "ece": expected_calibration_error(y, p, ECE_BINS),
+        "nll": negative_log_likelihood(y, p),
+        "brier": brier_score(y, p),
+        "aurc": aurc(confidence, correct),
+        "accuracy_at_90_coverage": accuracy_at_coverage(confidence, correct, SELECTIVE_COVERAGE),
+        "mean_confidence": float(confidence.mean()),
+        "mean_entropy": float(predictive_entropy(p).mean()),
+        "per_class": per_class,
+        "confusion_matrix": cm.astype(int).tolist(),
+        "reliability_bins": reliability_bins(y, p, ECE_BINS),
+    }

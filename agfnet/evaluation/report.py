@@ -1,0 +1,263 @@
+"""Write an evaluation folder: metrics.json, report.md, predictions.csv and four figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agfnet.evaluation import plots
+from agfnet.evaluation.metrics import compute_metrics, to_jsonable, validate_predictions
+from agfnet.evaluation.uncertainty import predictive_entropy
+
+FIGURES = ("confusion_matrix.png", "roc.png", "reliability.png", "risk_coverage.png")
+OUTPUTS = ("metrics.json", "report.md", "predictions.csv", *FIGURES)
+HEADLINE = (
+    ("accuracy", "fraction correct"),
+    ("balanced_accuracy", "mean sensitivity over classes"),
+    ("macro_f1", "mean F1 over classes"),
+    ("macro_auc", "mean one-vs-rest ROC AUC"),
+    ("kappa", "Cohen's kappa"),
+    ("ece", "expected calibration error, 15 bins (lower is better)"),
+    ("nll", "negative log-likelihood, nats (lower is better)"),
+    ("brier", "Brier score, 0-2 (lower is better)"),
+    ("aurc", "area under the risk-coverage curve (lower is better)"),
+    ("accuracy_at_90_coverage", "accuracy on the 90% most confident"),
+    ("mean_entropy", "mean predictive entropy, nats"),
+)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` through a temporary file and `os.replace`.
+
+    Args:
+        path: destination; its folder is created if needed.
+        text: the content.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _predictions_csv(
+    rows: Sequence[int],
+    lesion_ids: Sequence[str] | None,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    classes: Sequence[str],
+) -> str:
+    prediction = probs.argmax(axis=1)
+    confidence = probs.max(axis=1)
+    entropy = predictive_entropy(probs)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    ids = ["lesion_id"] if lesion_ids is not None else []
+    writer.writerow(
+        [
+            "row",
+            *ids,
+            "label",
+            "prediction",
+            *(f"prob_{c}" for c in classes),
+            "confidence",
+            "entropy",
+        ]
+    )
+    for i in range(labels.size):
+        writer.writerow(
+            [
+                rows[i],
+                *([lesion_ids[i]] if lesion_ids is not None else []),
+                classes[labels[i]] if labels[i] >= 0 else "",
+                classes[prediction[i]],
+                *(f"{v:.6f}" for v in probs[i]),
+                f"{confidence[i]:.6f}",
+                f"{entropy[i]:.6f}",
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _report_markdown(metrics: Mapping[str, Any], title: str, extra: Mapping[str, Any]) -> str:
+    lines = [f"# {title or 'Evaluation'}", ""]
+    summary = (
+        f"{metrics['n_predictions']} predictions, {metrics['n']} labeled rows evaluated"
+        f" ({metrics['n_unlabeled']} unlabeled rows are in predictions.csv only)."
+    )
+    lines += [summary, ""]
+    if "note" in metrics:
+        lines += [f"**No metrics:** {metrics['note']}", ""]
+    else:
+        classes = metrics["classes"]
+        lines += ["## Headline", ""]
+        lines += _table(
+            ["metric", "value", "meaning"],
+            [(key, metrics[key], meaning) for key, meaning in HEADLINE],
+        )
+        lines += ["", "## Per class", ""]
+        keys = ("sensitivity", "specificity", "precision", "f1", "auc", "support")
+        lines += _table(
+            ["class", *keys], [(c, *(metrics["per_class"][c][k] for k in keys)) for c in classes]
+        )
+        lines += ["", "## Confusion matrix", "", "Rows: true class; columns: predicted class.", ""]
+        lines += _table(
+            ["true \\ predicted", *classes],
+            [(c, *row) for c, row in zip(classes, metrics["confusion_matrix"], strict=True)],
+        )
+        lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
+        lines += ["## ROC", "", "![ROC curves](roc.png)", ""]
+        lines += [
+            "## Calibration",
+            "",
+            f"ECE {_fmt(metrics['ece'])}, NLL {_fmt(metrics['nll'])}, "
+            f"Brier {_fmt(metrics['brier'])}, mean confidence {_fmt(metrics['mean_confidence'])} "
+            f"against accuracy {_fmt(metrics['accuracy'])}.",
+            "",
+            "![reliability diagram](reliability.png)",
+            "",
+            "## Selective prediction",
+            "",
+            f"AURC {_fmt(metrics['aurc'])}; answering only the 90% most confident cases "
+            f"gives accuracy {_fmt(metrics['accuracy_at_90_coverage'])}.",
+            "",
+            "![risk-coverage curve](risk_coverage.png)",
+            "",
+        ]
+    if extra:
+        lines += ["## Additional information", "", "```json"]
+        lines += [json.dumps(to_jsonable(extra), indent=2, allow_nan=False), "```", ""]
+    files = ["metrics.json", "predictions.csv"] + ([] if "note" in metrics else list(FIGURES))
+    lines += ["## Files", "", *(f"- [{f}]({f})" for f in files), ""]
+    return "\n".join(lines)
+
+
+def write_evaluation(
+    out_dir: str | Path,
+    *,
+    rows: Sequence[int],
+    labels: np.ndarray | Sequence[int],
+    probs: np.ndarray,
+    classes: Sequence[str],
+    lesion_ids: Sequence[str] | None = None,
+    title: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate predictions and write the evaluation folder.
+
+    Metrics use the labeled rows only (label >= 0); rows labeled -1 appear in
+    predictions.csv with an empty label. Without labeled rows, or with one class only among
+    them, metrics.json holds the counts and a `note` saying why there are no metrics, and
+    no figure is written. Every file is first written to a temporary folder inside
+    `out_dir` and moved into place only once all of them succeeded, so a failure (a plot,
+    a disk error) leaves the folder as it was; outputs of an earlier run that this run
+    does not produce (figures, for unlabeled data) are removed.
+
+    Args:
+        out_dir: the evaluation folder (created if needed).
+        rows: (N,) 1-based manifest row numbers, written as the `row` column.
+        labels: int (N,) class indices, -1 for unlabeled rows.
+        probs: float (N, K) softmax probabilities (after temperature scaling, if any).
+        classes: the K class names.
+        lesion_ids: (N,) strings for a `lesion_id` column, or None for no such column.
+        title: heading of report.md.
+        extra: JSON-serialisable entries merged into metrics.json (e.g. temperature,
+            checkpoint, metrics before calibration); may not reuse a metric key.
+
+    Returns:
+        The dict written to metrics.json.
+
+    Raises:
+        ValueError: invalid predictions (see `metrics.validate_predictions`), `rows` or
+            `lesion_ids` of the wrong length, or `extra` reusing a metric key.
+    """
+    names = list(classes)
+    y, p = validate_predictions(labels, probs, names, allow_unlabeled=True)
+    rows = list(rows)
+    if len(rows) != y.size:
+        raise ValueError(f"rows has {len(rows)} entries but there are {y.size} predictions")
+    if lesion_ids is not None:
+        lesion_ids = [str(v) for v in lesion_ids]
+        if len(lesion_ids) != y.size:
+            raise ValueError(
+                f"lesion_ids has {len(lesion_ids)} entries but there are {y.size} predictions"
+            )
+    labeled = y >= 0
+    counts = {
+        "n_predictions": int(y.size),
+        "n_unlabeled": int((~labeled).sum()),
+    }
+    present = np.unique(y[labeled])
+    if present.size >= 2:
+        metrics = {**compute_metrics(y[labeled], p[labeled], names), **counts}
+    else:
+        note = (
+            "no labeled rows (every label is -1): only predictions were written"
+            if present.size == 0
+            else f"the labeled rows hold one class only ({names[present[0]]!r}): "
+            "metrics need at least two classes"
+        )
+        metrics = {"n": int(labeled.sum()), "classes": names, **counts, "note": note}
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(metrics))
+    if clash:
+        raise ValueError(f"extra may not overwrite metrics.json keys: {clash}")
+    metrics.update(to_jsonable(extra))
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".evaluation-", dir=out_dir))
+    try:
+        (stage / "metrics.json").write_text(
+            json.dumps(metrics, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
+        (stage / "predictions.csv").write_text(
+            _predictions_csv(rows, lesion_ids, y, p, names), encoding="utf-8", newline=""
+        )
+        (stage / "report.md").write_text(_report_markdown(metrics, title, extra), encoding="utf-8")
+        if "note" not in metrics:
+            y_l, p_l = y[labeled], p[labeled]
+            plots.plot_confusion_matrix(metrics["confusion_matrix"], names, stage / FIGURES[0])
+            plots.plot_roc(y_l, p_l, names, stage / FIGURES[1])
+            plots.plot_reliability(
+                metrics["reliability_bins"], stage / FIGURES[2], ece=metrics["ece"]
+            )
+            plots.plot_risk_coverage(p_l.max(axis=1), p_l.argmax(axis=1) == y_l, stage / FIGURES[3])
+        for name in OUTPUTS:
+            if (stage / name).exists():
+                os.replace(stage / name, out_dir / name)
+            else:
+                (out_dir / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return metrics

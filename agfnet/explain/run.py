@@ -1,0 +1,467 @@
+"""The `agfnet explain` job: explain a checkpoint's predictions on manifest rows and write
+overlays, explanations.csv, focus.json and an index page (Markdown and HTML)."""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agfnet.errors import UserError
+from agfnet.explain.cam import METHODS, attention_maps, explain_pair, layer_names
+from agfnet.explain.focus import focus_scores, load_mask, mean_scores, resize_mask
+from agfnet.explain.overlay import denormalise, write_overlay
+from agfnet.models.output import MODALITIES
+
+__all__ = ["KIND_LABELS", "find_masks", "run_explain"]
+
+#: Display name of each kind of map.
+KIND_LABELS: dict[str, str] = {
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "layercam": "Layer-CAM",
+    "attention": "ALL attention",
+}
+OUTPUT_FILES: tuple[str, ...] = (
+    "overlays",
+    "explanations.csv",
+    "focus.json",
+    "index.md",
+    "index.html",
+)
+
+
+def _conventional_mask(image: Path | None) -> Path | None:
+    """The synthetic benchmark's layout: ROOT/images/<modality>/X.png has its mask at
+    ROOT/masks/<modality>/X.png. Returns that path when the file exists."""
+    if image is None or image.parent.parent.name != "images":
+        return None
+    path = image.parent.parent.parent / "masks" / image.parent.name / f"{image.stem}.png"
+    return path if path.is_file() else None
+
+
+def find_masks(manifest: Any, row: Any) -> dict[str, Path | None]:
+    """The lesion mask file of each modality of a manifest row.
+
+    A manifest column `clinical_mask` / `ultrasound_mask` (path relative to the
+    manifest's folder, or absolute; a blank cell means no mask) wins; without the
+    column, the mask is looked up by the synthetic benchmark's convention
+    (images/<modality>/X.png -> masks/<modality>/X.png).
+
+    Args:
+        manifest: a validated `agfnet.data.Manifest`.
+        row: one of its `ManifestRow`s.
+
+    Returns:
+        modality -> mask path, or None when the row has none.
+
+    Raises:
+        UserError: a mask cell names a file that does not exist.
+    """
+    masks: dict[str, Path | None] = {}
+    for m in MODALITIES:
+        column = f"{m}_mask"
+        if column not in manifest.columns:
+            masks[m] = _conventional_mask(getattr(row, m))
+            continue
+        cell = row.extra.get(column, "").strip()
+        path = Path(cell) if Path(cell).is_absolute() else manifest.root / cell
+        if cell and not path.is_file():
+            raise UserError(
+                f"{manifest.path}, row {row.row}, column '{column}': mask {path} does not "
+                "exist; correct the path or leave the cell blank"
+            )
+        masks[m] = path if cell else None
+    return masks
+
+
+def _fmt(value: Any) -> str:
+    """A score for tables: 3 decimals, yes/no, or n/a."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:.3f}"
+
+
+def _markdown(blocks: Sequence[tuple]) -> str:
+    lines: list[str] = []
+    for kind, *content in blocks:
+        if kind == "h1":
+            lines += [f"# {content[0]}", ""]
+        elif kind == "h2":
+            lines += [f"## {content[0]}", ""]
+        elif kind == "p":
+            lines += [content[0], ""]
+        elif kind == "table":
+            header, rows = content
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + " --- |" * len(header))
+            lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+            lines.append("")
+        elif kind == "img":
+            alt, src = content
+            lines += [f"![{alt}]({src})", ""]
+    return "\n".join(lines)
+
+
+def _html(blocks: Sequence[tuple], title: str) -> str:
+    e = html.escape
+    body: list[str] = []
+    for kind, *content in blocks:
+        if kind in ("h1", "h2", "p"):
+            body.append(f"<{kind}>{e(content[0])}</{kind}>")
+        elif kind == "table":
+            header, rows = content
+            body.append("<table>")
+            body.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+            body += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows]
+            body.append("</table>")
+        elif kind == "img":
+            alt, src = content
+            body.append(f'<p><img src="{e(src)}" alt="{e(alt)}"></p>')
+    style = "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{e(title)}</title>'
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _page(summary: dict[str, Any], records: list[dict[str, Any]]) -> tuple[list[tuple], str]:
+    """The index page as blocks (rendered to Markdown and HTML alike), and its title."""
+    kinds = summary["kinds"]
+    title = (
+        f"Explanations: {', '.join(KIND_LABELS[k] for k in kinds)} of "
+        f"{Path(summary['checkpoint']).name} ({summary['model']}) on {Path(summary['data']).name}"
+    )
+    blocks: list[tuple] = [
+        ("h1", title),
+        (
+            "p",
+            f"{summary['n']} rows (split {summary['split'] or 'all'}); each map explains the "
+            "predicted class and is scaled to [0, 1] per image. Target layers: "
+            + "; ".join(f"{m}: {', '.join(v)}" for m, v in summary["layers"].items())
+            + ". Machine-readable: explanations.csv, focus.json.",
+        ),
+    ]
+    if summary["focus"]:
+        blocks.append(("h2", "Focus on the lesion"))
+        blocks.append(
+            (
+                "p",
+                "energy inside: share of the map's mass on the lesion mask (a uniform map "
+                "scores the mask's area share, the chance column); pointing game: share of "
+                "images whose map maximum lies on the lesion.",
+            )
+        )
+        blocks.append(
+            (
+                "table",
+                ["map", "modality", "energy inside", "chance", "pointing game", "rows", "n/a"],
+                [
+                    [
+                        KIND_LABELS[k],
+                        m,
+                        _fmt(s["energy_inside"]),
+                        _fmt(s["mask_fraction"]),
+                        _fmt(s["pointing_game"]),
+                        s["n"],
+                        s["n_undefined"],
+                    ]
+                    for k, by_modality in summary["focus"].items()
+                    for m, s in by_modality.items()
+                ],
+            )
+        )
+    score_cols = [(k, m) for k in kinds for m in MODALITIES]
+    blocks.append(("h2", "Rows"))
+    blocks.append(
+        (
+            "table",
+            ["row", "lesion", "label", "prediction", "probability"]
+            + [f"{m} {KIND_LABELS[k]} energy / pointing" for k, m in score_cols],
+            [
+                [r["row"], r["lesion_id"], r["label"], r["prediction"], f"{r['probability']:.3f}"]
+                + [
+                    " / ".join(
+                        _fmt((r["focus"][k][m] or {}).get(s))
+                        for s in ("energy_inside", "pointing_game")
+                    )
+                    for k, m in score_cols
+                ]
+                for r in records
+            ],
+        )
+    )
+    for r in records:
+        blocks.append(("h2", f"Row {r['row']} {r['lesion_id']}".strip()))
+        blocks.append(("img", f"row {r['row']}: {r['title']}", r["overlay"]))
+    return blocks, title
+
+
+def _csv_rows(kinds: Sequence[str], records: list[dict[str, Any]]) -> tuple[list[str], list]:
+    """explanations.csv: header and one dict per row (blank scores where undefined)."""
+    scores = ("energy_inside", "pointing_game", "mask_fraction")
+    prefix = {kind: "" if kind != "attention" else "attention_" for kind in kinds}
+    header = ["row", "lesion_id", "label", "prediction", "probability"]
+    header += [f"{m}_{prefix[k]}{s}" for k in kinds for m in MODALITIES for s in scores]
+    header.append("overlay")
+    rows = []
+    for r in records:
+        line = {k: r[k] for k in ("row", "lesion_id", "label", "prediction", "overlay")}
+        line["probability"] = f"{r['probability']:.6f}"
+        for k in kinds:
+            for m in MODALITIES:
+                focus = r["focus"][k][m] or {}
+                for s in scores:
+                    value = focus.get(s)
+                    cell = "" if value is None else value
+                    line[f"{m}_{prefix[k]}{s}"] = int(cell) if isinstance(cell, bool) else cell
+        rows.append(line)
+    return header, rows
+
+
+def _explain_row(
+    folder: Path,
+    row: Any,
+    images: Mapping[str, np.ndarray],
+    maps: Mapping[str, Mapping[str, np.ndarray]],
+    probs: np.ndarray,
+    classes: Sequence[str],
+    masks: Mapping[str, Path | None],
+    stats: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+) -> dict[str, Any]:
+    """Score one row's maps against its masks and write its overlay.
+
+    Returns:
+        The row's record (focus.json's per-row entry, plus `has_mask`).
+    """
+    prediction = int(np.argmax(probs))
+    label = row.label or ""
+    title = f"predicted {classes[prediction]} ({probs[prediction]:.2f})"
+    title += f", true {label}" if label else ""
+    shown = {m: denormalise(images[m], *stats[m]) for m in MODALITIES}
+    lesion = {
+        m: None if path is None else resize_mask(load_mask(path), shown[m].shape[:2])
+        for m, path in masks.items()
+    }
+    overlay = f"overlays/row{row.row:05d}.png"
+    write_overlay(
+        folder / overlay,
+        shown,
+        {KIND_LABELS[k]: by_modality for k, by_modality in maps.items()},
+        f"row {row.row} {row.lesion_id}: {title}",
+        lesion,
+    )
+    return {
+        "row": row.row,
+        "lesion_id": row.lesion_id,
+        "label": label,
+        "prediction": classes[prediction],
+        "probability": float(probs[prediction]),
+        "title": title,
+        "overlay": overlay,
+        "focus": {
+            k: {
+                m: None if lesion[m] is None else focus_scores(by_modality[m], lesion[m])
+                for m in MODALITIES
+            }
+            for k, by_modality in maps.items()
+        },
+        "has_mask": {m: lesion[m] is not None for m in MODALITIES},
+    }
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Move every output from the finished folder `tmp` into `out`, replacing old ones."""
+    for name in OUTPUT_FILES:
+        target = out / name
+        if (tmp / name).is_dir() and target.exists():
+            old = out / f".{name}.old{os.getpid()}"
+            os.replace(target, old)
+            os.replace(tmp / name, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp / name, target)
+    tmp.rmdir()
+
+
+def _parse_method(method: str, attention: bool) -> list[str]:
+    if method not in METHODS:
+        raise UserError(f"--method {method!r} is unknown: use one of {', '.join(METHODS)}")
+    return [method, "attention"] if attention else [method]
+
+
+def run_explain(
+    checkpoint: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    n: int = 16,
+    method: str = "gradcam",
+    split: str | None = "test",
+    attention: bool = False,
+    layers: Mapping[str, Sequence[str]] | None = None,
+    batch_size: int = 8,
+    device: str | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Explain a checkpoint's predictions on the first `n` rows of a manifest split.
+
+    Each row gets a map per modality explaining its predicted class (Grad-CAM family
+    through `explain_pair`, and with `attention` also AGFNet's ALL saliency through
+    `attention_maps`); where lesion masks exist (`find_masks`), the focus scores of each
+    map. Writes into `out` (everything is staged in a hidden folder and moved into
+    place at the end):
+
+    - overlays/rowNNNNN.png: photograph and ultrasound side by side, each with its map
+      (one line of panels per kind of map), lesion outline, prediction in the title;
+    - explanations.csv: row, lesion_id, label, prediction, probability, per-modality
+      energy_inside / pointing_game / mask_fraction per kind of map, overlay path;
+    - focus.json: settings, mean focus scores per kind and modality, every row's scores;
+    - index.md and index.html: the summary table, the row table and the overlays.
+
+    Args:
+        checkpoint: a best.ckpt / last.ckpt of `agfnet train`.
+        data: manifest CSV; labels optional (shown when present).
+        out: output folder (created; earlier explain outputs in it are replaced).
+        n: number of rows to explain (the first n of the split, in manifest order).
+        method: "gradcam", "gradcam++" or "layercam".
+        split: rows of this `split` value when the manifest has the column; None = all.
+        attention: also draw and score the ALL attention maps (AGFNet models with ALL).
+        layers: modality -> dotted target layer names; None = each encoder's last stage.
+        batch_size: rows explained per pass.
+        device: "cpu", "cuda", ...; None picks a GPU when present.
+        progress: show a progress bar.
+
+    Returns:
+        The focus.json content without its per-row list: settings, `focus` (kind ->
+        modality -> mean scores; empty without masks) and `n`.
+
+    Raises:
+        UserError: bad option, unreadable checkpoint or manifest, missing mask file,
+            a model without attention maps when `attention` is set.
+    """
+    from torch.utils.data import DataLoader
+
+    from agfnet.cli._common import write_json
+    from agfnet.data import PairedLesionDataset, TransformConfig, build_transforms, read_manifest
+    from agfnet.data.manifest import write_rows_csv
+    from agfnet.engine.checkpoint import load_model
+    from agfnet.engine.evaluate import resolve_device, split_positions
+    from agfnet.engine.train import check_modalities
+    from agfnet.evaluation.calibration import apply_temperature
+
+    kinds = _parse_method(method, attention)
+    if n < 1 or batch_size < 1:
+        raise UserError(f"--n ({n}) and --batch-size ({batch_size}) must be at least 1")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    device = resolve_device(device)
+    model, info = load_model(checkpoint, map_location=device)
+    names = layer_names(model, layers)
+    manifest = read_manifest(
+        data, classes=info.classes, require_labels=False, allow_missing_modality=True
+    )
+    positions = split_positions(manifest, split)[:n]
+    check_modalities(manifest, positions, model)
+    transform = TransformConfig(**info.transform)
+    dataset = PairedLesionDataset(
+        manifest, indices=positions, transform=build_transforms(transform, train=False)
+    )
+    stats = {
+        "clinical": (transform.clinical_mean, transform.clinical_std),
+        "ultrasound": (transform.ultrasound_mean, transform.ultrasound_std),
+    }
+    rows_by_number = {r.row: r for r in manifest.rows}
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".explain.partial{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "overlays").mkdir(parents=True)
+    records: list[dict[str, Any]] = []
+    bar = None
+    if progress:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        bar = Progress(console=Console(stderr=True), transient=True)
+        bar.start()
+        task = bar.add_task("explaining", total=len(dataset))
+    try:
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            images = (batch["clinical"], batch["ultrasound"])
+            present = batch["present"]
+            maps = {
+                method: explain_pair(model, *images, method=method, layers=names, present=present)
+            }
+            if attention:
+                maps["attention"] = attention_maps(model, *images, present=present)
+            with torch.no_grad():
+                logits = model.forward_output(
+                    *(x.to(device) for x in images), present=present.to(device)
+                ).logits
+            probs = apply_temperature(logits.double().cpu().numpy(), info.temperature)
+            for j, number in enumerate(batch["row"].tolist()):
+                row = rows_by_number[number]
+                records.append(
+                    _explain_row(
+                        tmp,
+                        row,
+                        {m: batch[m][j].numpy() for m in MODALITIES},
+                        {k: {m: v[m][j] for m in MODALITIES} for k, v in maps.items()},
+                        probs[j],
+                        info.classes,
+                        find_masks(manifest, row),
+                        stats,
+                    )
+                )
+                if bar is not None:
+                    bar.advance(task)
+        has_mask = {m: sum(r["has_mask"][m] for r in records) for m in MODALITIES}
+        focus = {
+            k: {
+                m: mean_scores(r["focus"][k][m] for r in records if r["has_mask"][m])
+                for m in MODALITIES
+                if has_mask[m]
+            }
+            for k in kinds
+            if any(has_mask.values())
+        }
+        summary = {
+            "checkpoint": str(checkpoint),
+            "model": info.build_spec["name"],
+            "data": str(data),
+            "split": split if manifest.has_split else None,
+            "method": method,
+            "kinds": kinds,
+            "target": "predicted class",
+            "layers": names,
+            "temperature": info.temperature,
+            "n": len(records),
+            "rows_with_mask": has_mask,
+            "focus": focus,
+        }
+        for r in records:
+            del r["has_mask"]
+        write_json(tmp / "focus.json", {**summary, "rows": records})
+        header, csv_rows = _csv_rows(kinds, records)
+        write_rows_csv(tmp / "explanations.csv", header, csv_rows)
+        blocks, title = _page(summary, records)
+        (tmp / "index.md").write_text(_markdown(blocks), encoding="utf-8")
+        (tmp / "index.html").write_text(_html(blocks, title), encoding="utf-8")
+        _install(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.stop()
+    return summary

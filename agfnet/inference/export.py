@@ -1,0 +1,327 @@
+"""Export a trained checkpoint to a self-describing ONNX file, checked against PyTorch.
+
+The graph has two inputs, `clinical` and `ultrasound`, float32 (B, 3, S, S) preprocessed
+as the checkpoint's evaluation transform, a dynamic batch axis, and two outputs: `logits`
+(B, K), raw, and `probabilities` (B, K) = softmax(logits / T) with the checkpoint's
+temperature T folded in. The FRL reconstruction decoder only runs in training, so it is
+not in the graph; `export_onnx` asserts that. The spatial size S is fixed at export (the
+pooled attention's window depends on it). Missing-image handling (the `present` mask of
+models trained with modality dropout) is not exported: its input check is data-dependent
+Python, which torch.export cannot trace.
+
+The exporter is torch.export-based (`torch.onnx.export(..., dynamo=True)`, onnxscript).
+The TorchScript exporter (`dynamo=False`) is faster but cannot export the pooled
+attention with a dynamic batch axis (its pooling window is computed from traced shapes),
+so it is not offered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from agfnet.errors import UserError
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "EXPORT_TOLERANCE",
+    "ExportReport",
+    "export_onnx",
+    "frl_parameter_names",
+]
+
+DEFAULT_OPSET = 18
+# The torch.export-based exporter writes opset 18 or newer (asked for less, it tries the
+# ONNX version converter, which fails on these graphs and silently keeps 18).
+MIN_OPSET = 18
+#: Largest allowed |ONNX - PyTorch| over logits and probabilities on the check inputs.
+EXPORT_TOLERANCE = 1e-4
+CHECK_BATCHES = (1, 3)
+INPUTS = ("clinical", "ultrasound")
+OUTPUTS = ("logits", "probabilities")
+# Parameter-name fragment of the FRL module (AGFNet.frl) in ONNX initialiser and node names.
+FRL_PREFIX = "frl"
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What `export_onnx` wrote and measured (also the JSON sidecar OUT.json).
+
+    Attributes:
+        onnx: the ONNX file.
+        sha256: its SHA-256.
+        checkpoint: the source checkpoint.
+        model: the registry name of the network.
+        classes: class names, the order of the outputs.
+        img_size: S, the fixed input side.
+        temperature: T folded into `probabilities`.
+        inputs: graph input names.
+        outputs: graph output names.
+        opset: ONNX opset of the file (the default domain's).
+        exporter: the exporter used.
+        torch_version: torch that exported it.
+        parameters: parameters of the PyTorch network (FRL decoder included).
+        frl_parameters: of those, the FRL decoder's (absent from the graph).
+        onnx_parameters: numbers held by the ONNX initialisers.
+        max_abs_diff: batch size -> {"logits": d, "probabilities": d}, |ONNX - PyTorch|
+            on seeded random inputs.
+        tolerance: the largest difference accepted.
+    """
+
+    onnx: str
+    sha256: str
+    checkpoint: str
+    model: str
+    classes: list[str]
+    img_size: int
+    temperature: float
+    inputs: list[str]
+    outputs: list[str]
+    opset: int
+    exporter: str
+    torch_version: str
+    parameters: int
+    frl_parameters: int
+    onnx_parameters: int
+    max_abs_diff: dict[str, dict[str, float]]
+    tolerance: float
+
+    @property
+    def worst_diff(self) -> float:
+        """Returns: the largest difference over every check batch and output."""
+        return max(d for batch in self.max_abs_diff.values() for d in batch.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns: every field, JSON-ready."""
+        return asdict(self)
+
+
+class _ExportGraph(nn.Module):
+    """What the ONNX graph computes: logits, and probabilities with the temperature."""
+
+    def __init__(self, model: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.model = model
+        self.temperature = temperature
+
+    def forward(
+        self, clinical: torch.Tensor, ultrasound: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(clinical, ultrasound)
+        return logits, torch.softmax(logits / self.temperature, dim=-1)
+
+
+def frl_parameter_names(model: nn.Module) -> list[str]:
+    """Names of the parameters of the FRL reconstruction module(s), which inference skips.
+
+    Args:
+        model: an `agfnet.models` network.
+
+    Returns:
+        Parameter names (empty for models without FRL).
+    """
+    from agfnet.layers.reconstruction import FeatureReconstruction
+
+    prefixes = [n for n, m in model.named_modules() if isinstance(m, FeatureReconstruction)]
+    return [n for n, _ in model.named_parameters() if any(n.startswith(f"{p}.") for p in prefixes)]
+
+
+def _check_inputs(img_size: int, batch: int, seed: int) -> dict[str, torch.Tensor]:
+    """Seeded random (B, 3, S, S) inputs for both modalities."""
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        m: torch.randn(batch, 3, img_size, img_size, generator=gen)
+        for m in ("clinical", "ultrasound")
+    }
+
+
+def _export_graph(graph: _ExportGraph, tmp: Path, img_size: int, opset: int) -> None:
+    example = tuple(_check_inputs(img_size, 2, seed=0).values())
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with warnings.catch_warnings():
+        # torch.export and onnxscript warn about internals the user cannot act on.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            example,
+            str(tmp),
+            dynamo=True,
+            input_names=list(INPUTS),
+            output_names=list(OUTPUTS),
+            opset_version=opset,
+            dynamic_shapes={n: {0: batch} for n in INPUTS},
+            external_data=False,
+            verbose=False,
+        )
+
+
+def _metadata(info: Any, model: nn.Module, img_size: int) -> dict[str, str]:
+    """The metadata_props that make the file self-describing (values are strings; JSON)."""
+    import agfnet
+
+    transform = {**info.transform, "img_size": img_size}
+    reads = list(model.encoders.modalities)
+    return {
+        "agfnet_version": agfnet.__version__,
+        "model_name": str(info.build_spec["name"]),
+        "build_spec": json.dumps(info.build_spec),
+        "classes": json.dumps(list(info.classes)),
+        "img_size": str(img_size),
+        "normalization": json.dumps(
+            {
+                m: {"mean": list(transform[f"{m}_mean"]), "std": list(transform[f"{m}_std"])}
+                for m in INPUTS
+            }
+        ),
+        "transform": json.dumps(transform),
+        "temperature": repr(float(info.temperature)),
+        "reads": json.dumps(reads),
+        # The graph ignores the input a single-modality model does not read; it cannot
+        # replace a missing image of a fusion model (see the module docstring).
+        "supports_missing": json.dumps(len(reads) == 1),
+        "modality_dropout": json.dumps(bool(model.supports_missing) and len(reads) == 2),
+        "inputs": json.dumps(list(INPUTS)),
+        "outputs": json.dumps(list(OUTPUTS)),
+        "probabilities": "softmax(logits / temperature)",
+    }
+
+
+def _check_no_frl(proto: Any, model: nn.Module) -> tuple[int, int, int]:
+    """Assert the graph holds no FRL decoder: no such names, and no more numbers than the
+    network without it (norm folding and the unused auxiliary heads only remove more).
+
+    Returns:
+        (parameters of the network, of its FRL decoder, numbers in the ONNX initialisers).
+    """
+    frl = set(frl_parameter_names(model))
+    leaked = [i.name for i in proto.graph.initializer if FRL_PREFIX in i.name.split(".")]
+    leaked += [
+        n.name for n in proto.graph.node if FRL_PREFIX in n.name.replace("/", ".").split(".")
+    ]
+    onnx_params = sum(int(np.prod(i.dims)) for i in proto.graph.initializer)
+    total = sum(p.numel() for p in model.parameters())
+    frl_count = sum(p.numel() for n, p in model.named_parameters() if n in frl)
+    if leaked or onnx_params > total - frl_count:
+        raise RuntimeError(
+            f"the exported graph contains the FRL decoder ({leaked[:3]}, {onnx_params} "
+            f"numbers vs {total - frl_count} without it); this is a bug in agfnet"
+        )
+    return total, frl_count, onnx_params
+
+
+def _compare(graph: _ExportGraph, path: Path, img_size: int) -> dict[str, dict[str, float]]:
+    """max |ONNX - PyTorch| of each output on seeded random inputs, per check batch size."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    diffs: dict[str, dict[str, float]] = {}
+    for batch in CHECK_BATCHES:
+        inputs = _check_inputs(img_size, batch, seed=batch)
+        with torch.no_grad():
+            expected = [t.numpy() for t in graph(*inputs.values())]
+        got = session.run(list(OUTPUTS), {k: v.numpy() for k, v in inputs.items()})
+        diffs[str(batch)] = {
+            name: float(np.max(np.abs(g - e)))
+            for name, g, e in zip(OUTPUTS, got, expected, strict=True)
+        }
+    return diffs
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_onnx(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    img_size: int | None = None,
+) -> ExportReport:
+    """Export a checkpoint to ONNX, validate it, compare it with PyTorch, write the sidecar.
+
+    Writes OUT (the ONNX file; metadata_props agfnet_version, model_name, build_spec,
+    classes, img_size, normalization, transform, temperature, reads, supports_missing,
+    modality_dropout, inputs, outputs, probabilities) and OUT.json (the `ExportReport`),
+    each atomically, and only after onnx.checker, the no-FRL check and the comparison
+    with PyTorch at batch sizes 1 and 3 passed.
+
+    Args:
+        checkpoint: a best.ckpt / last.ckpt of `agfnet train` (read with weights_only).
+        out: the ONNX file to write.
+        opset: ONNX opset version (18 or newer).
+        img_size: input side S; None: the checkpoint's preprocessing size.
+
+    Returns:
+        The `ExportReport`.
+
+    Raises:
+        UserError: bad checkpoint or option, or an export that differs from PyTorch by
+            more than `EXPORT_TOLERANCE` (nothing is written then).
+    """
+    import onnx
+
+    from agfnet.cli._common import write_json
+    from agfnet.inference.predictor import load_checkpoint
+
+    out = Path(out)
+    if opset < MIN_OPSET:
+        raise UserError(f"--opset {opset}: the exporter needs opset {MIN_OPSET} or newer")
+    model, info = load_checkpoint(checkpoint)
+    img_size = int(img_size or info.transform["img_size"])
+    if img_size < 16:
+        raise UserError(f"--img-size {img_size} is too small; use at least 16 pixels")
+    graph = _ExportGraph(model, float(info.temperature)).eval()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        _export_graph(graph, tmp, img_size, opset)
+        proto = onnx.load(str(tmp))
+        for key, value in _metadata(info, model, img_size).items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save(proto, str(tmp))
+        onnx.checker.check_model(str(tmp), full_check=True)
+        total, frl_count, onnx_params = _check_no_frl(proto, model)
+        report = ExportReport(
+            onnx=str(out),
+            sha256=_sha256(tmp),
+            checkpoint=str(checkpoint),
+            model=str(info.build_spec["name"]),
+            classes=list(info.classes),
+            img_size=img_size,
+            temperature=float(info.temperature),
+            inputs=[i.name for i in proto.graph.input],
+            outputs=[o.name for o in proto.graph.output],
+            opset=next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+            exporter="torch.onnx.export(dynamo=True)",
+            torch_version=torch.__version__,
+            parameters=total,
+            frl_parameters=frl_count,
+            onnx_parameters=onnx_params,
+            max_abs_diff=_compare(graph, tmp, img_size),
+            tolerance=EXPORT_TOLERANCE,
+        )
+        if report.worst_diff > EXPORT_TOLERANCE:
+            raise UserError(
+                f"the ONNX export of {checkpoint} differs from PyTorch by {report.worst_diff:.3g} "
+                f"(> {EXPORT_TOLERANCE:g}); nothing was written. Try another --opset"
+            )
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_json(out.with_name(out.name + ".json"), report.to_dict())
+    return report

@@ -1,0 +1,126 @@
+"""`OnnxPredictor`: the `Predictor` interface and output on an exported ONNX file (onnxruntime).
+
+Everything it needs comes from the file's metadata (written by `export_onnx`): classes,
+preprocessing, temperature, which modalities the model reads and whether it accepts a
+missing one. No checkpoint and no model code are used; preprocessing is the same
+`agfnet.data` evaluation transform.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agfnet.errors import UserError
+from agfnet.inference.predictor import MODALITIES, PredictorBase
+
+__all__ = ["OnnxPredictor"]
+
+# metadata_props every agfnet ONNX file carries (see `agfnet.inference.export`).
+REQUIRED_KEYS = ("model_name", "classes", "transform", "temperature", "reads", "supports_missing")
+
+
+class OnnxPredictor(PredictorBase):
+    """Predict with an ONNX file from `agfnet export`, on onnxruntime's CPU provider.
+
+    Example:
+        predictor = OnnxPredictor.from_file("model.onnx")
+        predictor.predict("photo.jpg", "scan.png").to_dict()
+
+    Args:
+        session: an `onnxruntime.InferenceSession` of the file.
+        metadata: its metadata_props.
+        source: the file, for messages.
+    """
+
+    def __init__(self, session: Any, metadata: dict[str, str], source: str) -> None:
+        missing = [k for k in REQUIRED_KEYS if k not in metadata]
+        if missing:
+            raise UserError(
+                f"{source} lacks the agfnet metadata {', '.join(missing)}; it was not written "
+                "by `agfnet export`: export the checkpoint again"
+            )
+        self.session = session
+        self.info = dict(metadata)
+        self.source = source
+        self.model_name = metadata["model_name"]
+        try:
+            self.classes = list(json.loads(metadata["classes"]))
+            self.temperature = float(metadata["temperature"])
+            self.transform_config = json.loads(metadata["transform"])
+            self.reads = tuple(json.loads(metadata["reads"]))
+            self.supports_missing = bool(json.loads(metadata["supports_missing"]))
+            self.modality_dropout = bool(json.loads(metadata.get("modality_dropout", "false")))
+        except ValueError as err:
+            raise UserError(
+                f"{source}: its agfnet metadata is malformed ({err}); export the checkpoint "
+                "again with `agfnet export`"
+            ) from None
+        self.inputs = [i.name for i in session.get_inputs()]
+        self._setup()
+
+    def missing_refusal(self, modality: str) -> tuple[str, str]:
+        """See `PredictorBase.missing_refusal`; an export of a model trained with modality
+        dropout still needs both images, as missing-image handling is not exported."""
+        if not self.modality_dropout:
+            return super().missing_refusal(modality)
+        return (
+            f"the {modality} image is missing, and the ONNX export {self.source} takes both "
+            "images (missing-image handling is not exported)",
+            f"Give the {modality} image too, or predict with the checkpoint "
+            "(`agfnet predict --checkpoint`), whose model was trained with modality dropout.",
+        )
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> OnnxPredictor:
+        """Open an ONNX file written by `agfnet export`.
+
+        Args:
+            path: the .onnx file.
+
+        Returns:
+            The `OnnxPredictor`.
+
+        Raises:
+            UserError: a missing or unreadable file, or one without agfnet metadata.
+        """
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"ONNX file {path} does not exist; write one with `agfnet export`")
+        try:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise UserError(
+                f"{path} is not a readable ONNX model ({type(err).__name__}: {err}); export "
+                "the checkpoint again with `agfnet export`"
+            ) from None
+        return cls(session, session.get_modelmeta().custom_metadata_map, str(path))
+
+    def forward(
+        self, clinical: torch.Tensor, ultrasound: torch.Tensor, present: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """See `PredictorBase.forward`; `used` is `present` restricted to what the model reads
+        (as the PyTorch models compute it)."""
+        logits = self.run_raw({"clinical": clinical.numpy(), "ultrasound": ultrasound.numpy()})
+        reads = np.array([m in self.reads for m in MODALITIES])
+        return logits["logits"].astype(np.float64), present.numpy().astype(bool) & reads
+
+    def run_raw(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the graph on preprocessed arrays and return both outputs.
+
+        Args:
+            inputs: "clinical" and "ultrasound", float32 (B, 3, S, S), preprocessed.
+
+        Returns:
+            {"logits": (B, K), "probabilities": (B, K)}, float32.
+        """
+        feeds = {k: np.ascontiguousarray(inputs[k], dtype=np.float32) for k in self.inputs}
+        logits, probs = self.session.run(["logits", "probabilities"], feeds)
+        return {"logits": logits, "probabilities": probs}

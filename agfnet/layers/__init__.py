@@ -1,0 +1,31 @@
+"""Attention primitives and blocks used by the models (plain `nn.Module`s, no model logic)."""
+
+from __future__ import annotations
+
+from agfnet.layers.attention import (
+    PooledAttention,
+    QueryAttentionPool,
+    ScoreAttentionPool,
+    create_attention_pool,
+    pool_tokens,
+)
+from agfnet.layers.blocks import BidirectionalBlock, GatedAttentionBlock
+from agfnet.layers.modality import AbsentEmbedding, drop_modalities
+from agfnet.layers.reconstruction import FeatureReconstruction, ReconstructionDecoder, choose_masked
+from agfnet.layers.transformer import TokenTransformer
+
+__all__ = [
+    "AbsentEmbedding",
+    "BidirectionalBlock",
+    "FeatureReconstruction",
+    "GatedAttentionBlock",
+    "PooledAttention",
+    "QueryAttentionPool",
+    "ReconstructionDecoder",
+    "ScoreAttentionPool",
+    "TokenTransformer",
+    "choose_masked",
+    "create_attention_pool",
+    "drop_modalities",
+    "pool_tokens",
+]

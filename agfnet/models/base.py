@@ -1,0 +1,168 @@
+"""The base every registered model shares: encoder options, the plain forward, the flags."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from agfnet.errors import UserError
+from agfnet.models.encoders import ModalityEncoders
+from agfnet.models.output import MODALITIES, ModelOutput
+
+__all__ = ["EncoderConfig", "PairedNet", "check_option"]
+
+
+def check_option(ok: bool, key: str, value: Any, fix: str) -> None:
+    """Raise a `UserError` naming the model option `key` when `ok` is false.
+
+    Args:
+        ok: the condition the option must satisfy.
+        key: option name, as given to `create_model`.
+        value: the offending value.
+        fix: what to set instead.
+    """
+    if not ok:
+        raise UserError(f"model option {key}={value!r} is invalid: {fix}")
+
+
+@dataclass
+class EncoderConfig:
+    """Options every model has (see docs/method.md for each).
+
+    Attributes:
+        backbone: timm model name of each modality's encoder.
+        img_size: the preset's input side in pixels (inputs of other sizes also work).
+        pretrained: load the backbone's hub weights.
+        pretrained_file: load the backbone weights from this local file instead.
+        backbone_kwargs: extra `timm.create_model` arguments (e.g. drop_path_rate).
+        share_encoder: one backbone for both modalities instead of one each.
+        modality_dropout: probability, per training pair, of hiding one modality behind
+            a learned absent embedding; > 0 makes the model accept missing modalities.
+        drop_rate: dropout before the classifier.
+    """
+
+    backbone: str = "resnet50"
+    img_size: int = 224
+    pretrained: bool = False
+    pretrained_file: str | None = None
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    share_encoder: bool = False
+    modality_dropout: float = 0.0
+    drop_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_option(self.img_size >= 16, "img_size", self.img_size, "use at least 16 pixels")
+        check_option(
+            0.0 <= self.modality_dropout < 1.0,
+            "modality_dropout",
+            self.modality_dropout,
+            "use a probability in [0, 1)",
+        )
+        check_option(0.0 <= self.drop_rate < 1.0, "drop_rate", self.drop_rate, "use [0, 1)")
+
+
+def _init_linear(module: nn.Module) -> None:
+    """ViT-style initialisation of the layers added on top of the backbones."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class PairedNet(nn.Module):
+    """Base class: `forward(clinical, ultrasound) -> logits` on top of `forward_output`.
+
+    Subclasses build their layers after `super().__init__()`, call `init_weights()`, and
+    implement `forward_output`. `build_spec` is filled in by `create_model`.
+    """
+
+    config_cls: ClassVar[type[EncoderConfig]] = EncoderConfig
+
+    def __init__(
+        self,
+        config: EncoderConfig,
+        num_classes: int,
+        *,
+        modalities: Sequence[str] = MODALITIES,
+        out_indices: Sequence[int] = (-1,),
+    ) -> None:
+        """
+        Args:
+            config: the model's options.
+            num_classes: K, at least 2.
+            modalities: the inputs it reads.
+            out_indices: the backbone feature levels it uses.
+        """
+        super().__init__()
+        check_option(num_classes >= 2, "num_classes", num_classes, "use at least 2 classes")
+        if len(modalities) == 1:
+            check_option(
+                not config.share_encoder,
+                "share_encoder",
+                config.share_encoder,
+                "a single-modality model has one encoder; drop the option",
+            )
+            check_option(
+                config.modality_dropout == 0,
+                "modality_dropout",
+                config.modality_dropout,
+                "a single-modality model has nothing to drop; use 0",
+            )
+        self.config = config
+        self.num_classes = num_classes
+        self.encoders = ModalityEncoders(
+            config.backbone,
+            modalities=modalities,
+            out_indices=out_indices,
+            share=config.share_encoder,
+            pretrained=config.pretrained,
+            pretrained_file=config.pretrained_file,
+            backbone_kwargs=config.backbone_kwargs,
+            modality_dropout=config.modality_dropout,
+        )
+        self.build_spec: dict[str, Any] = {
+            "name": type(self).__name__,
+            "num_classes": num_classes,
+            "overrides": {},
+        }
+
+    @property
+    def default_img_size(self) -> int:
+        """The preset's input side in pixels."""
+        return self.config.img_size
+
+    @property
+    def supports_missing(self) -> bool:
+        """True when a pair with one image missing can be diagnosed: fusion models built
+        with modality_dropout > 0, and single-modality models (which ignore the other)."""
+        return self.encoders.supports_missing
+
+    def init_weights(self) -> None:
+        """Initialise every linear layer outside the (possibly pretrained) backbones."""
+        for name, child in self.named_children():
+            if name != "encoders":
+                child.apply(_init_linear)
+
+    def forward(self, clinical: torch.Tensor, ultrasound: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            clinical: (B, 3, H, W) clinical photographs.
+            ultrasound: (B, 3, H, W) ultrasound images.
+
+        Returns:
+            (B, K) logits.
+        """
+        return self.forward_output(clinical, ultrasound).logits
+
+    def forward_output(
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        """Everything the losses and explanations need. Implemented by each model."""
+        raise NotImplementedError

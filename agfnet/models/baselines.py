@@ -1,0 +1,277 @@
+"""Baselines: single-modality nets, late feature concatenation, decision averaging and
+stage-wise bidirectional cross-attention (the TFormer family, simplified)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from timm.layers import ClassifierHead, Mlp
+from torch import nn
+
+from agfnet.layers import BidirectionalBlock
+from agfnet.models.base import EncoderConfig, PairedNet, check_option
+from agfnet.models.output import MODALITIES, ModelOutput
+from agfnet.models.registry import SIZE_PRESETS, register_model
+
+__all__ = [
+    "CrossAttentionNet",
+    "CrossAttnConfig",
+    "DecisionMeanNet",
+    "LateConcatConfig",
+    "LateConcatNet",
+    "SingleModalityConfig",
+    "SingleModalityNet",
+]
+
+
+@dataclass
+class SingleModalityConfig(EncoderConfig):
+    """Options of a single-modality net.
+
+    Attributes:
+        modality: "clinical" or "ultrasound", the only input it reads.
+    """
+
+    modality: str = "clinical"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_option(
+            self.modality in MODALITIES, "modality", self.modality, f"use one of {MODALITIES}"
+        )
+
+
+class SingleModalityNet(PairedNet):
+    """One backbone + global average pooling + linear head; the other input is ignored."""
+
+    config_cls = SingleModalityConfig
+
+    def __init__(self, config: SingleModalityConfig, num_classes: int) -> None:
+        """
+        Args:
+            config: the options.
+            num_classes: K.
+        """
+        super().__init__(config, num_classes, modalities=(config.modality,))
+        self.head = ClassifierHead(
+            self.encoders.channels[-1], num_classes, drop_rate=config.drop_rate
+        )
+        self.init_weights()
+
+    def forward_output(
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        """
+        Args:
+            clinical: (B, 3, H, W).
+            ultrasound: (B, 3, H, W); one of the two is never read.
+            present: optional (B, 2) bool; this model's own column must be all True.
+
+        Returns:
+            `ModelOutput` with logits and modalities ([True, False] for clinical_only).
+        """
+        feats, used = self.encoders(clinical, ultrasound, present)
+        return ModelOutput(logits=self.head(feats[self.config.modality][-1]), modalities=used)
+
+
+@dataclass
+class LateConcatConfig(EncoderConfig):
+    """Options of the late-concatenation baseline.
+
+    Attributes:
+        hidden_dim: width of the MLP head's hidden layer.
+    """
+
+    hidden_dim: int = 256
+
+
+class LateConcatNet(PairedNet):
+    """Both backbones, global-average-pooled last stages concatenated, MLP head."""
+
+    config_cls = LateConcatConfig
+
+    def __init__(self, config: LateConcatConfig, num_classes: int) -> None:
+        """
+        Args:
+            config: the options.
+            num_classes: K.
+        """
+        super().__init__(config, num_classes)
+        width = 2 * self.encoders.channels[-1]
+        self.head = Mlp(width, config.hidden_dim, num_classes, drop=config.drop_rate)
+        self.init_weights()
+
+    def forward_output(
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        """Args/Returns as `AGFNet.forward_output`, with no aux logits or saliency."""
+        feats, used = self.encoders(clinical, ultrasound, present)
+        pooled = torch.cat([feats[m][-1].mean(dim=(2, 3)) for m in MODALITIES], dim=1)
+        return ModelOutput(logits=self.head(pooled), modalities=used)
+
+
+class DecisionMeanNet(PairedNet):
+    """Two single-modality nets trained jointly; the prediction is the mean of their logits."""
+
+    def __init__(self, config: EncoderConfig, num_classes: int) -> None:
+        """
+        Args:
+            config: the options.
+            num_classes: K.
+        """
+        super().__init__(config, num_classes)
+        chs = self.encoders.channels[-1]
+        self.heads = nn.ModuleDict(
+            {m: ClassifierHead(chs, num_classes, drop_rate=config.drop_rate) for m in MODALITIES}
+        )
+        self.init_weights()
+
+    def forward_output(
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        """Args/Returns as `AGFNet.forward_output`, with no aux logits or saliency."""
+        feats, used = self.encoders(clinical, ultrasound, present)
+        logits = torch.stack([self.heads[m](feats[m][-1]) for m in MODALITIES]).mean(dim=0)
+        return ModelOutput(logits=logits, modalities=used)
+
+
+@dataclass
+class CrossAttnConfig(EncoderConfig):
+    """Options of the cross-attention baseline.
+
+    Attributes:
+        out_indices: backbone levels fused.
+        dim: common width every fused stage is projected to.
+        num_heads: attention heads.
+        kv_size: keys/values pooled to at most kv_size x kv_size tokens.
+        mlp_ratio: FFN hidden width / dim.
+    """
+
+    out_indices: tuple[int, ...] = (-3, -2, -1)
+    dim: int = 256
+    num_heads: int = 4
+    kv_size: int = 7
+    mlp_ratio: float = 4.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.out_indices = tuple(self.out_indices)
+        check_option(
+            self.dim % self.num_heads == 0,
+            "dim",
+            self.dim,
+            f"use a multiple of num_heads={self.num_heads}",
+        )
+
+
+class CrossAttentionNet(PairedNet):
+    """At every fused stage: project both maps to `dim`, one bidirectional
+    cross-attention block (each modality queries the other; no intra term, no gates),
+    global-average-pool; then LN + linear on all pooled vectors.
+
+    Simplified from TFormer (Zhang et al., 2023): the fused features do not flow back
+    into the backbones, and there is no AGL, FRL or auxiliary head.
+    """
+
+    config_cls = CrossAttnConfig
+
+    def __init__(self, config: CrossAttnConfig, num_classes: int) -> None:
+        """
+        Args:
+            config: the options.
+            num_classes: K.
+        """
+        super().__init__(config, num_classes, out_indices=config.out_indices)
+        self.proj = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    m: nn.Sequential(
+                        nn.Conv2d(c, config.dim, 1, bias=False), nn.BatchNorm2d(config.dim)
+                    )
+                    for m in MODALITIES
+                }
+            )
+            for c in self.encoders.channels
+        )
+        self.fuse = nn.ModuleList(
+            BidirectionalBlock(
+                config.dim,
+                MODALITIES,
+                config.num_heads,
+                kv_size=config.kv_size,
+                mlp_ratio=config.mlp_ratio,
+                intra=False,
+                gate_init=1.0,
+            )
+            for _ in self.encoders.channels
+        )
+        width = 2 * len(self.encoders.channels) * config.dim
+        self.head = nn.Sequential(
+            nn.LayerNorm(width), nn.Dropout(config.drop_rate), nn.Linear(width, num_classes)
+        )
+        self.init_weights()
+
+    def forward_output(
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        """Args/Returns as `AGFNet.forward_output`, with no aux logits or saliency."""
+        feats, used = self.encoders(clinical, ultrasound, present)
+        pooled = []
+        for i, (proj, fuse) in enumerate(zip(self.proj, self.fuse, strict=True)):
+            maps = {m: proj[m](feats[m][i]) for m in MODALITIES}
+            tokens = fuse(
+                {m: x.flatten(2).transpose(1, 2) for m, x in maps.items()},
+                {m: (x.shape[-2], x.shape[-1]) for m, x in maps.items()},
+            )
+            pooled += [tokens[m].mean(dim=1) for m in MODALITIES]
+        return ModelOutput(logits=self.head(torch.cat(pooled, dim=1)), modalities=used)
+
+
+# Head widths per size, as in AGFNet (tiny: 64, paper: 256).
+_HEADS = {"tiny": (64, 2.0), "paper": (256, 4.0)}
+
+
+def _variants(size: str) -> dict[str, tuple[type[PairedNet], dict, str]]:
+    """name -> (class, options, description) of every baseline at one size."""
+    width, mlp_ratio = _HEADS[size]
+    return {
+        "clinical_only": (
+            SingleModalityNet,
+            {"modality": "clinical"},
+            "clinical photograph only: backbone + GAP + linear head",
+        ),
+        "ultrasound_only": (
+            SingleModalityNet,
+            {"modality": "ultrasound"},
+            "ultrasound image only: backbone + GAP + linear head",
+        ),
+        "late_concat": (
+            LateConcatNet,
+            {"hidden_dim": width},
+            "both backbones, pooled features concatenated, MLP head",
+        ),
+        "decision_mean": (DecisionMeanNet, {}, "two single-modality nets, logits averaged"),
+        "cross_attn": (
+            CrossAttentionNet,
+            {"dim": width, "mlp_ratio": mlp_ratio},
+            "stage-wise bidirectional cross-attention fusion (TFormer family)",
+        ),
+    }
+
+
+for _size, _preset in SIZE_PRESETS.items():
+    for _name, (_cls, _options, _description) in _variants(_size).items():
+        register_model(f"{_name}_{_size}", _cls, description=_description, **_preset, **_options)

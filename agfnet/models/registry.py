@@ -1,0 +1,153 @@
+"""The model registry: each name is a model class plus the options it fixes
+(torchvision-style; a name can be registered once)."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from agfnet.errors import UserError
+
+__all__ = [
+    "SIZE_PRESETS",
+    "ModelEntry",
+    "create_model",
+    "get_entry",
+    "list_models",
+    "register_model",
+]
+
+#: Every family is registered at both sizes, as `<family>_<size>`. "tiny" trains in
+#: minutes on two CPU cores (docs/method.md has the measured step time); "paper" is the
+#: paper's ResNet-50 at 224 px.
+SIZE_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "backbone": "resnet10t",
+        # ResNet-10-T at a quarter of its width: the fastest step on two CPU cores of the
+        # backbones tried (docs/method.md); same family as the paper's ResNet-50.
+        "backbone_kwargs": {"channels": (16, 32, 64, 128), "stem_width": 16},
+        "img_size": 96,
+    },
+    "paper": {"backbone": "resnet50", "img_size": 224},
+}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered name.
+
+    Attributes:
+        name: the registry name.
+        model_cls: the class; its `config_cls` dataclass lists the valid options.
+        preset: the options this name fixes (overridable in `create_model`).
+        description: one line for `agfnet models`.
+    """
+
+    name: str
+    model_cls: type[nn.Module]
+    preset: dict[str, Any]
+    description: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+#: Options that change only the initial weights, left out of `build_spec`.
+_INIT_ONLY = ("pretrained", "pretrained_file")
+
+
+def register_model(
+    name: str, model_cls: type[nn.Module], *, description: str, **preset: Any
+) -> None:
+    """Register `name` as `model_cls` built with the options `preset`.
+
+    Args:
+        name: the registry name; must be new.
+        model_cls: a `PairedNet` subclass.
+        description: one line for listings.
+        **preset: option values (fields of `model_cls.config_cls`).
+
+    Raises:
+        ValueError: the name is taken or an option is not a field of the config.
+    """
+    if name in _REGISTRY:
+        raise ValueError(f"a model is already registered under the name {name!r}")
+    unknown = set(preset) - {f.name for f in fields(model_cls.config_cls)}
+    if unknown:
+        raise ValueError(f"{name}: {sorted(unknown)} are not options of {model_cls.__name__}")
+    _REGISTRY[name] = ModelEntry(name, model_cls, dict(preset), description)
+
+
+def list_models(filter: str | None = None) -> list[str]:
+    """Registered names, sorted.
+
+    Args:
+        filter: keep only names containing this substring.
+
+    Returns:
+        The names.
+    """
+    return sorted(n for n in _REGISTRY if not filter or filter in n)
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry of `name`.
+
+    Raises:
+        UserError: unknown name; the message lists the names and the closest matches.
+    """
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise UserError(
+            f"unknown model {name!r}.{hint} Registered models: {', '.join(list_models())}"
+        )
+    return _REGISTRY[name]
+
+
+def create_model(
+    name: str, *, num_classes: int, seed: int | None = None, **overrides: Any
+) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: a name from `list_models()`, e.g. "agfnet_tiny".
+        num_classes: K.
+        seed: seed the initial weights (the global RNG state is left untouched);
+            the same seed gives the same weights.
+        **overrides: option values replacing the preset's (see docs/method.md).
+
+    Returns:
+        The model, in training mode, with `build_spec` = dict(name, num_classes,
+        overrides): `create_model(spec["name"], num_classes=spec["num_classes"],
+        **spec["overrides"])` rebuilds its architecture. `pretrained` and
+        `pretrained_file` are left out of the spec: they only set initial weights.
+
+    Raises:
+        UserError: unknown name, unknown option (the message lists the valid ones) or
+            invalid option value.
+    """
+    entry = get_entry(name)
+    config_cls = entry.model_cls.config_cls
+    valid = [f.name for f in fields(config_cls)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise UserError(
+            f"unknown option(s) {', '.join(unknown)} for model {name!r}: "
+            f"valid options are {', '.join(valid)}"
+        )
+    config = config_cls(**{**entry.preset, **overrides})
+    rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
+    with rng:
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = entry.model_cls(config, num_classes)
+    # Pretrained weights only set initial values and a checkpoint brings its own, so
+    # rebuilding from the spec must not need the hub or the weight file again.
+    kept = {k: v for k, v in overrides.items() if k not in _INIT_ONLY}
+    model.build_spec = {"name": name, "num_classes": num_classes, "overrides": kept}
+    return model

@@ -1,0 +1,188 @@
+"""Derm7pt importer on a miniature release tree with the real layout and column names."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from agfnet.data.derm7pt import import_derm7pt
+from agfnet.data.manifest import read_manifest
+from agfnet.errors import ManifestError, UserError
+
+META_HEADER = [
+    "case_num",
+    "diagnosis",
+    "seven_point_score",
+    "pigment_network",
+    "streaks",
+    "pigmentation",
+    "regression_structures",
+    "dots_and_globules",
+    "blue_whitish_veil",
+    "vascular_structures",
+    "level_of_diagnostic_difficulty",
+    "elevation",
+    "location",
+    "sex",
+    "management",
+    "clinic",
+    "derm",
+    "case_id",
+    "notes",
+]
+
+# (diagnosis, clinic, derm, expected label); the files on disk are named as written here.
+CASES = [
+    ("basal cell carcinoma", "Aal/Aal001.jpg", "Aal/Aal002.JPG", "BCC"),
+    ("blue nevus", "NEL/NEL025.JPG", "NEL/Nel026.JPG", "NEV"),
+    ("clark nevus", "Fgl/Fgl010.jpg", "Fgl/Fgl011.jpg", "NEV"),
+    ("reed or spitz nevus", "Fgl/Fgl020.jpg", "Fgl/Fgl021.jpg", "NEV"),
+    ("melanoma (in situ)", "Ggl/Ggl001.jpg", "Ggl/Ggl002.jpg", "MEL"),
+    ("melanoma metastasis", "Ggl/Ggl003.jpg", "Ggl/Ggl004.jpg", "MEL"),
+    ("melanoma (more than 1.5 mm)", "Ggl/Ggl005.jpg", "Ggl/Ggl005.jpg", "MEL"),  # clinic == derm
+    ("dermatofibroma", "Hcl/Hcl001.jpg", "Hcl/Hcl002.jpg", "MISC"),
+    ("lentigo", "Hcl/Hcl003.JPG", "Hcl/Hcl004.jpg", "MISC"),
+    ("vascular lesion", "Hcl/Hcl005.jpg", "Hcl/Hcl006.jpg", "MISC"),
+    ("seborrheic keratosis", "Icl/Icl001.jpg", "Icl/Icl002.jpg", "SK"),
+    ("Melanosis", "Icl/Icl003.jpg", "Icl/Icl004.jpg", "MISC"),
+]
+SPLITS = {
+    "train_indexes.csv": [0, 2, 4, 6, 8, 10],
+    "valid_indexes.csv": [1, 3, 5],
+    "test_indexes.csv": [7, 9, 11],
+}
+EXPECTED_SPLIT = {0: "train", 2: "train", 4: "train", 6: "train", 8: "train", 10: "train"}
+EXPECTED_SPLIT.update({1: "val", 3: "val", 5: "val", 7: "test", 9: "test", 11: "test"})
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def release(tmp_path: Path, make_image) -> Path:
+    """tmp_path/derm7pt/release_v0/{images,meta} with the CASES."""
+    base = tmp_path / "derm7pt" / "release_v0"
+    meta = []
+    for i, (diagnosis, clinic, derm, _) in enumerate(CASES):
+        for j, rel in enumerate({clinic, derm}):
+            name = rel.replace("Nel026.JPG", "Nel026.jpg")  # meta says .JPG, disk has .jpg
+            make_image(base / "images" / name, size=(24, 16), seed=10 * i + j)
+        note = "clinical image not available" if clinic == derm else ""
+        meta.append([i + 1, diagnosis, 1, "absent", "absent", "absent", "absent", "absent",
+                     "absent", "absent", "low", "flat", "back", "female", "excision",
+                     clinic, derm, "", note])  # fmt: skip
+    _write_csv(base / "meta" / "meta.csv", META_HEADER, meta)
+    for name, indexes in SPLITS.items():
+        _write_csv(base / "meta" / name, ["indexes"], [[i] for i in indexes])
+    return tmp_path / "derm7pt"
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_import_writes_the_paired_manifest(release: Path) -> None:
+    out = release / "derm7pt.csv"
+    summary = import_derm7pt(release, out)
+    rows = _read(out)
+    assert len(rows) == summary.rows == 12
+    assert [r["label"] for r in rows] == [c[3] for c in CASES]
+    assert [r["split"] for r in rows] == [EXPECTED_SPLIT[i] for i in range(12)]
+    assert [r["lesion_id"] for r in rows] == [str(i + 1) for i in range(12)]
+    assert [r["diagnosis"] for r in rows] == [c[0] for c in CASES]
+    assert [r["flag"] for r in rows] == [""] * 6 + ["clinical_missing"] + [""] * 5
+    assert rows[6]["clinical"] == "" and rows[6]["ultrasound"].endswith("Ggl/Ggl005.jpg")
+    assert rows[0]["clinical"] == "release_v0/images/Aal/Aal001.jpg"  # relative to out
+    assert rows[0]["ultrasound"] == "release_v0/images/Aal/Aal002.JPG"  # mixed case kept
+    assert rows[1]["ultrasound"] == "release_v0/images/NEL/Nel026.jpg"  # found on disk
+    for r in rows:
+        for col in ("clinical", "ultrasound"):
+            assert not r[col] or (out.parent / r[col]).is_file()
+    assert summary.flagged == 1 and summary.flagged_cases == ["7"]
+    assert summary.class_counts == {"BCC": 1, "MEL": 3, "MISC": 4, "NEV": 3, "SK": 1}
+    assert summary.split_counts == {"train": 6, "val": 3, "test": 3}
+    assert any("flagged" in line and "1" in line for line in summary.lines())
+
+
+def test_the_manifest_passes_validation_as_missing_modality(release: Path) -> None:
+    out = release / "derm7pt.csv"
+    import_derm7pt(release / "release_v0", out)  # release_v0 itself is accepted too
+    manifest = read_manifest(out, allow_missing_modality=True)
+    assert manifest.classes == ["BCC", "MEL", "MISC", "NEV", "SK"]
+    assert manifest.rows[6].present == (False, True)
+    assert manifest.rows[6].extra["flag"] == "clinical_missing"
+    assert manifest.has_split
+    with pytest.raises(ManifestError, match=r"row 7, column 'clinical': blank"):
+        read_manifest(out)
+
+
+def test_manifest_outside_the_release_gets_absolute_paths(release: Path, tmp_path: Path) -> None:
+    out = tmp_path / "elsewhere" / "m.csv"
+    import_derm7pt(release, out)
+    rows = _read(out)
+    assert Path(rows[0]["clinical"]).is_absolute() and Path(rows[0]["clinical"]).is_file()
+    assert len(read_manifest(out, allow_missing_modality=True)) == 12
+
+
+def test_existing_output_is_not_overwritten(release: Path) -> None:
+    out = release / "m.csv"
+    out.write_text("keep")
+    with pytest.raises(UserError, match=r"m\.csv exists.*--overwrite"):
+        import_derm7pt(release, out)
+    assert out.read_text() == "keep"
+    import_derm7pt(release, out, overwrite=True)
+    assert len(_read(out)) == 12
+
+
+def _edit_meta(release: Path, column: str, index: int, value: str) -> None:
+    path = release / "release_v0" / "meta" / "meta.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[index][column] = value
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=META_HEADER)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_unknown_diagnoses_are_listed(release: Path) -> None:
+    _edit_meta(release, "diagnosis", 0, "actinic keratosis")
+    _edit_meta(release, "diagnosis", 2, "naevus")
+    with pytest.raises(UserError, match=r"'actinic keratosis' \(1 cases\), 'naevus' \(1 cases\)"):
+        import_derm7pt(release, release / "m.csv")
+    assert not (release / "m.csv").exists()
+
+
+def test_missing_images_are_listed(release: Path) -> None:
+    (release / "release_v0" / "images" / "Icl" / "Icl002.jpg").unlink()
+    with pytest.raises(
+        UserError, match=r"1 image file\(s\) not found.*case 11: derm 'Icl/Icl002\.jpg'"
+    ):
+        import_derm7pt(release, release / "m.csv")
+
+
+def test_bad_index_files(release: Path) -> None:
+    meta = release / "release_v0" / "meta"
+    _write_csv(meta / "test_indexes.csv", ["indexes"], [[7], [9], [0], [40]])
+    with pytest.raises(UserError) as info:
+        import_derm7pt(release, release / "m.csv")
+    message = str(info.value)
+    assert "index 0 is already in train" in message
+    assert "index '40' is not a row position 0..11" in message
+    assert "cases ['12'] are in none of the index files" in message
+
+
+def test_not_a_release(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"not a Derm7pt release: expected meta/meta\.csv"):
+        import_derm7pt(tmp_path, tmp_path / "m.csv")
+    _write_csv(tmp_path / "meta" / "meta.csv", ["case_num", "diagnosis"], [[1, "lentigo"]])
+    with pytest.raises(UserError, match=r"missing column\(s\) \['clinic', 'derm', 'notes'\]"):
+        import_derm7pt(tmp_path, tmp_path / "m.csv")

@@ -1,0 +1,79 @@
+"""AGFNetLoss: the total is CE + beta*(aux) + lambda*rec, and reduces to plain CE."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sklearn.metrics import log_loss
+
+from agfnet.models import AGFNetLoss, ModelOutput, create_model
+
+
+def _output(batch: int = 6, classes: int = 3, rec: float | None = 0.7) -> ModelOutput:
+    torch.manual_seed(0)
+    return ModelOutput(
+        logits=torch.randn(batch, classes),
+        aux_logits={
+            "clinical": torch.randn(batch, classes),
+            "ultrasound": torch.randn(batch, classes),
+        },
+        rec_loss=None if rec is None else torch.tensor(rec),
+        modalities=torch.ones(batch, 2, dtype=torch.bool),
+    )
+
+
+def test_without_aux_and_rec_the_loss_is_cross_entropy_checked_against_sklearn() -> None:
+    out = _output()
+    target = torch.tensor([0, 1, 2, 2, 1, 0])
+    terms = AGFNetLoss(aux_weight=0.0, rec_weight=0.0)(out, target)
+    probs = out.logits.double().softmax(-1).numpy()
+    expected = log_loss(target.numpy(), probs, labels=[0, 1, 2])
+    assert terms["loss"].item() == pytest.approx(expected, rel=1e-5)
+    assert terms["ce"].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_total_combines_the_terms_with_their_weights() -> None:
+    out = _output()
+    target = torch.tensor([0, 1, 2, 2, 1, 0])
+    terms = AGFNetLoss(aux_weight=0.5, rec_weight=2.0)(out, target)
+    assert set(terms) == {"loss", "ce", "aux", "rec"}
+    nll = torch.nn.functional.cross_entropy
+    aux = nll(out.aux_logits["clinical"], target) + nll(out.aux_logits["ultrasound"], target)
+    torch.testing.assert_close(terms["aux"], aux)
+    assert terms["rec"].item() == pytest.approx(0.7)
+    torch.testing.assert_close(terms["loss"], terms["ce"] + 0.5 * aux + 2.0 * 0.7)
+
+
+def test_class_weights_follow_the_weighted_mean_formula() -> None:
+    out = _output(rec=None)
+    target = torch.tensor([0, 1, 2, 2, 1, 0])
+    weights = torch.tensor([1.0, 2.0, 5.0])
+    terms = AGFNetLoss(aux_weight=0.0, class_weights=weights.tolist())(out, target)
+    nll = -out.logits.log_softmax(-1)[torch.arange(6), target]
+    expected = (weights[target] * nll).sum() / weights[target].sum()
+    torch.testing.assert_close(terms["loss"], expected)
+
+
+def test_label_smoothing_raises_the_loss_of_confident_correct_predictions() -> None:
+    out = ModelOutput(
+        logits=torch.tensor([[10.0, 0.0, 0.0]]), modalities=torch.ones(1, 2, dtype=torch.bool)
+    )
+    target = torch.tensor([0])
+    plain = AGFNetLoss()(out, target)["loss"]
+    smooth = AGFNetLoss(label_smoothing=0.1)(out, target)["loss"]
+    assert smooth > plain + 0.5
+
+
+def test_baselines_get_plain_cross_entropy_and_the_masked_term_is_opt_in() -> None:
+    target = torch.tensor([0, 2])
+    x = torch.randn(2, 3, 32, 32)
+    base = create_model("late_concat_tiny", num_classes=3).forward_output(x, x)
+    terms = AGFNetLoss()(base, target)
+    assert terms["aux"].item() == 0 and terms["rec"].item() == 0
+    torch.testing.assert_close(terms["loss"], terms["ce"])
+
+    out = create_model("agfnet_tiny", num_classes=3, seed=0).forward_output(x, x)
+    default = AGFNetLoss()(out, target)
+    assert "masked" not in default
+    weighted = AGFNetLoss(masked_weight=0.3)(out, target)
+    torch.testing.assert_close(weighted["loss"], default["loss"] + 0.3 * weighted["masked"])
