@@ -10,11 +10,13 @@ from __future__ import annotations
 import typer
 
 from agfnet.cli import (
+    benchmark,
     data_commands,
     evaluate,
     explain,
     model_commands,
     predict,
+    serve,
     synth,
     train,
 )
@@ -45,6 +47,8 @@ app.command("demo")(cli_command(train.demo))
 app.command("predict")(cli_command(predict.predict))
 app.command("export")(cli_command(predict.export))
 app.command("explain")(cli_command(explain.explain))
+app.command("serve")(cli_command(serve.serve))
+app.command("benchmark")(cli_command(benchmark.benchmark))
 
 
 def main() -> None:

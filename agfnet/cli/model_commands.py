@@ -38,15 +38,16 @@ def models(
     img_size: int | None = typer.Option(
         None, "--img-size", min=16, help="Measure every model at this side instead of its default."
     ),
-    filter: str | None = typer.Option(
+    contains: str | None = typer.Option(
         None, "--filter", help="Only the names containing this text, e.g. tiny or agfnet_no."
     ),
 ) -> None:
     """List every registered model with its parameter count and inference GFLOPs.
 
-    GFLOPs are measured with torch.utils.flop_counter.FlopCounterMode for one pair
-    (batch 1, both images) at the model's default input size, a multiply-add counting
-    as 2 FLOPs. Models are built on PyTorch's meta device, so nothing is allocated.
+    GFLOPs: FLOPs / 1e9 of one pair (batch 1, both images) at the model's
+    default input size, counted by torch.utils.flop_counter.FlopCounterMode
+    (a multiply-add is 2 FLOPs). Models are built on PyTorch's meta device:
+    nothing is allocated or computed.
 
     Example: agfnet models --filter tiny --json out/models.json
     """
@@ -56,10 +57,10 @@ def models(
     from agfnet.models import list_models, model_info
     from agfnet.models.registry import get_entry
 
-    names = list_models(filter)
+    names = list_models(contains)
     if not names:
         raise UserError(
-            f"--filter {filter!r} matches no model name: run `agfnet models` to list them all"
+            f"--filter {contains!r} matches no model name: run `agfnet models` to list them all"
         )
     rows = []
     with Progress(console=Console(stderr=True), transient=True) as progress:

@@ -8,7 +8,7 @@ import typer
 
 
 def synth(
-    out: Path = typer.Argument(..., help="Output folder (new or empty)."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output folder (new or empty)."),
     n_per_class: int = typer.Option(100, "--n-per-class", help="Pairs per class (5 classes)."),
     size: int = typer.Option(128, "--size", help="Image side in pixels (32 to 1024)."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives byte-identical files."),

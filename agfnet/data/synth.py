@@ -186,8 +186,8 @@ class RenderedPair:
             axis is the photograph's x axis along row `nuisances["scan_row"]`.
         clinical_mask: bool (S, S) lesion mask of the photograph.
         ultrasound_mask: bool (S, S) lesion mask of the ultrasound image.
-        nuisances: the continuous nuisance values (fractions of the image size where
-            lengths), one per `NUISANCE_COLUMNS`.
+        nuisances: one value per `NUISANCE_COLUMNS`: lengths as fractions of the image
+            side, `scan_row` in pixels, counts and flags as int.
     """
 
     clinical: np.ndarray
@@ -623,8 +623,8 @@ def _render_clinical(
         "rotation_deg": float(np.degrees(rotation)),
         "centre_x": cx / s,
         "centre_y": cy / s,
-        "hair_strands": float(hair_strands),
-        "ruler": float(ruler),
+        "hair_strands": hair_strands,
+        "ruler": int(ruler),
         "blur": blur,
         "lighting": float(light_grad),
     }
@@ -763,7 +763,7 @@ def render_pair(spec: SampleSpec, size: int) -> RenderedPair:
     cols = np.flatnonzero(cmask[scan_row])
     scan = (float(cols[0]), float(cols[-1] + 1))
     ultrasound, umask, nz_u = _render_ultrasound(spec.attributes, scan, geo_u, tex_u, size)
-    nuisances = {"skin_tone": spec.skin_tone, **nz_c, "scan_row": float(scan_row), **nz_u}
+    nuisances = {"skin_tone": spec.skin_tone, **nz_c, "scan_row": scan_row, **nz_u}
     return RenderedPair(clinical, ultrasound, cmask, umask, nuisances)
 
 
@@ -811,7 +811,7 @@ def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]])
 
 
 def _format(value: float) -> str:
-    return f"{value:.4f}"
+    return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
 def attribute_table_markdown() -> str:
@@ -831,7 +831,7 @@ def _readme(n_per_class: int, size: int, seed: int, bayes: Mapping[str, float]) 
     noise = "\n".join(
         f"- `{a.name}` ({a.modality}): {', '.join(a.levels)}; "
         + (
-            f"deviates from the class prototype with probability {float(a.noise):.2f}"
+            f"deviates from the class prototype with probability {float(a.noise):.3f}"
             if a.noise is not None
             else "free nuisance, uniform whatever the class"
         )

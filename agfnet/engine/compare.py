@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,10 @@ def parse_models(models: str | list[str]) -> list[str]:
     return names
 
 
+def _with_model(config: TrainConfig, name: str) -> TrainConfig:
+    return config.model_copy(update={"model": config.model.model_copy(update={"name": name})})
+
+
 def run_compare(
     config: TrainConfig,
     data: str | Path | Any,
@@ -96,25 +101,26 @@ def run_compare(
     manifest = read_data(data, config)
     state = {
         "models": names,
-        "config_hash": config_hash(
-            config.model_copy(update={"model": config.model.model_copy(update={"name": ""})})
-        ),
+        "config_hash": config_hash(_with_model(config, "")),
         "n_folds": n_folds,
         "n_rows": len(manifest.rows),
     }
+    saved = out / "compare.json"
+    earlier = json.loads(saved.read_text()).get("models", []) if saved.is_file() else []
     claim_folder(
-        out, state, overwrite, "compare", [FOLDS_FILE, SPLIT_FILE, f"{TABLE_STEM}.*", *names]
+        out,
+        state,
+        overwrite,
+        "compare",
+        [FOLDS_FILE, SPLIT_FILE, f"{TABLE_STEM}.*", *names, *earlier],
     )
     folds_file = out / FOLDS_FILE
     plan_folds(manifest, n_folds, config, folds_file)
     runs = {}
     for i, name in enumerate(names, 1):
         log.info("model %d/%d: %s", i, len(names), name)
-        model_config = config.model_copy(
-            update={"model": config.model.model_copy(update={"name": name})}
-        )
         runs[name] = run_cv(
-            model_config,
+            _with_model(config, name),
             manifest,
             out / name,
             n_folds=n_folds,

@@ -169,7 +169,10 @@ def claim_folder(
             log.warning("--overwrite: deleting the earlier %s results in %s", what, out)
             for pattern in outputs:
                 for p in out.glob(pattern):
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+                    if p.is_dir():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     write_json(path, state)
 

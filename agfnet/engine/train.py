@@ -281,19 +281,8 @@ def transform_config(config: TrainConfig, model: Any) -> Any:
     from agfnet.data import TransformConfig
 
     img_size = config.data.img_size or model.default_img_size
-    try:
-        return TransformConfig(**{**config.data.transform, "img_size": img_size})
-    except (TypeError, ValueError) as err:
-        raise UserError(f"invalid data.transform setting: {err}") from None
-
-
-def transform_dict(transform: Any) -> dict[str, Any]:
-    """A `TransformConfig` as plain values (what checkpoints store)."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(transform):
-        return json.loads(json.dumps(dataclasses.asdict(transform)))
-    return transform.model_dump(mode="json")
+    # data.transform was checked against TransformConfig when the config was validated.
+    return TransformConfig(**config.data.transform, img_size=img_size)
 
 
 def fit(
@@ -345,13 +334,16 @@ def fit(
     manifest = read_data(data, config)
     split = split or default_split(manifest, config)
     check_split(manifest, split, list(manifest.classes))
+    log.info(
+        "%d training rows, %d validation rows (%s)", len(split.train), len(split.val), split.source
+    )
     weights = class_weights(config, manifest, split.train)
 
     L.seed_everything(config.seed, workers=True)
     module = AGFNetModule(config, list(manifest.classes), {}, class_weights=weights)
     check_modalities(manifest, split.train + split.val, module.model)
     transform = transform_config(config, module.model)
-    module.transform = transform_dict(transform)
+    module.transform = transform.model_dump(mode="json")
 
     ckpt_dir = out / CHECKPOINT_DIR
     last = ckpt_dir / "last.ckpt"

@@ -176,8 +176,8 @@ class CrossAttnConfig(EncoderConfig):
 
 class CrossAttentionNet(PairedNet):
     """At every fused stage: project both maps to `dim`, one bidirectional
-    cross-attention block (each modality queries the other; no intra term, no gates),
-    global-average-pool; then LN + linear on all pooled vectors.
+    cross-attention block (each modality queries the other, no intra term, residual
+    scales starting at 1), global-average-pool; then LN + linear on all pooled vectors.
 
     Simplified from TFormer (Zhang et al., 2023): the fused features do not flow back
     into the backbones, and there is no AGL, FRL or auxiliary head.

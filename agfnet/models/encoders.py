@@ -187,7 +187,11 @@ class ModalityEncoders(nn.Module):
         if self.training and self.modality_dropout > 0:
             used = drop_modalities(used, self.modality_dropout)
         used = torch.stack(
-            [used[:, i] & (m in self.modalities) for i, m in enumerate(MODALITIES)], dim=1
+            [
+                used[:, i] if m in self.modalities else torch.zeros_like(used[:, i])
+                for i, m in enumerate(MODALITIES)
+            ],
+            dim=1,
         )
         feats = {m: list(self.backbone(m)(images[m])) for m in self.modalities}
         if self.absent is not None and (present is not None or self.training):

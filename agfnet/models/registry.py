@@ -82,16 +82,16 @@ def register_model(
     _REGISTRY[name] = ModelEntry(name, model_cls, dict(preset), description)
 
 
-def list_models(filter: str | None = None) -> list[str]:
+def list_models(contains: str | None = None) -> list[str]:
     """Registered names, sorted.
 
     Args:
-        filter: keep only names containing this substring.
+        contains: keep only the names containing this text.
 
     Returns:
         The names.
     """
-    return sorted(n for n in _REGISTRY if not filter or filter in n)
+    return sorted(n for n in _REGISTRY if not contains or contains in n)
 
 
 def get_entry(name: str) -> ModelEntry:

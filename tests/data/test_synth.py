@@ -124,7 +124,7 @@ def test_masks_are_binary_and_the_lesion_lies_inside_the_image(bench: Path) -> N
 def test_ultrasound_lesion_spans_the_photograph_scan_line(bench: Path) -> None:
     for row in _read_csv(bench / "attributes.csv"):
         clinical, ultrasound = _load_masks(bench, row["lesion_id"])
-        scan = clinical[int(float(row["scan_row"]))] > 0
+        scan = clinical[int(row["scan_row"])] > 0
         cols_c = np.flatnonzero(scan)
         cols_u = np.flatnonzero(ultrasound.any(axis=0))
         assert abs(cols_c[0] - cols_u[0]) <= 1

@@ -21,25 +21,27 @@ CLASSES = ["BCC", "MEL", "NEV", "SCC", "SK"]
 
 
 def write_checkpoint(path: Path, model: str) -> Path:
-    """A checkpoint of a freshly initialised `model`, written as `agfnet train` does (the
-    approach of tests/inference/conftest.py: the explain job must not care whether the
-    weights are trained)."""
-    import torch
-
-    from agfnet.engine.checkpoint import atomic_save
-    from agfnet.engine.config import load_config
-    from agfnet.engine.module import AGFNetModule
-    from agfnet.engine.train import transform_config, transform_dict
+    """A checkpoint of a freshly initialised `model`, laid out by the checkpoint contract
+    (docs/architecture.md): the explain job must not care whether the weights are
+    trained, and this takes a second instead of a training run."""
+    import agfnet
+    from agfnet.data import TransformConfig
+    from agfnet.engine.checkpoint import META_KEY, MODEL_PREFIX, atomic_save
+    from agfnet.engine.config import config_to_dict, load_config
+    from agfnet.models import create_model
 
     config = load_config("tiny", [f"data.img_size={IMG}"], model=model)
-    torch.manual_seed(0)
-    module = AGFNetModule(config, CLASSES, {})
-    module.transform = transform_dict(transform_config(config, module.model))
-    meta = {**module.checkpoint_metadata(), "temperature": 1.0}
-    atomic_save(
-        {"state_dict": module.state_dict(), "hyper_parameters": {"agfnet": meta}, "epoch": 0},
-        path,
-    )
+    net = create_model(model, num_classes=len(CLASSES), seed=0)
+    meta = {
+        "build_spec": net.build_spec,
+        "classes": CLASSES,
+        "transform": TransformConfig(img_size=IMG).model_dump(),
+        "config": config_to_dict(config),
+        "temperature": 1.0,
+        "version": agfnet.__version__,
+    }
+    state = {MODEL_PREFIX + k: v for k, v in net.state_dict().items()}
+    atomic_save({"state_dict": state, "hyper_parameters": {META_KEY: meta}, "epoch": 0}, path)
     return path
 
 

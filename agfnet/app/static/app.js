@@ -1,0 +1,422 @@
+// AGFNet web app: pick or drop two images, send them to api/predict, show the answer.
+// Plain JavaScript, no build step, no external resources. URLs are relative, so the page
+// also works when a reverse proxy serves the app under a path prefix.
+"use strict";
+
+(function () {
+  const FIELDS = ["clinical", "ultrasound"];
+  const TITLES = { clinical: "Clinical photograph", ultrasound: "Ultrasound image" };
+  const CERTAINTY_WORDS = {
+    high: "High",
+    moderate: "Moderate",
+    low: "Low",
+  };
+  const CERTAINTY_TEXT = {
+    high: "The model is fairly sure of its top class.",
+    moderate: "The model favours its top class but other classes remain plausible.",
+    low: "The model is unsure: several classes are about as probable.",
+  };
+  // Until api/model answers: the server's defaults.
+  let model = {
+    classes: [],
+    max_upload_bytes: 20 * 1024 * 1024,
+    accepted_suffixes: [".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".dcm", ".dicom"],
+    supports_missing: false,
+    cam: true,
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const form = $("form");
+  const button = $("diagnose");
+  const statusLine = $("status");
+  const errorBox = $("error");
+  const result = $("result");
+  const previews = {};  // field -> object URL of its preview, revoked when replaced
+
+  function megabytes(n) {
+    if (n < 1024 * 1024) return Math.max(1, Math.round(n / 1024)) + " kB";
+    return (n / (1024 * 1024)).toFixed(n < 10 * 1024 * 1024 ? 1 : 0) + " MB";
+  }
+
+  function percent(p) {
+    return (100 * p).toFixed(1) + "%";
+  }
+
+  function showError(title, message) {
+    errorBox.replaceChildren();
+    const strong = document.createElement("strong");
+    strong.textContent = title;
+    errorBox.append(strong, document.createTextNode(message));
+    errorBox.hidden = false;
+  }
+
+  function clearError() {
+    errorBox.hidden = true;
+    errorBox.replaceChildren();
+    for (const field of FIELDS) $("drop-" + field).classList.remove("invalid");
+  }
+
+  function suffixOf(name) {
+    const dot = name.lastIndexOf(".");
+    return dot < 0 ? "" : name.slice(dot).toLowerCase();
+  }
+
+  // Why a chosen file cannot be sent, or "" when it can.
+  function fileProblem(file) {
+    const suffix = suffixOf(file.name);
+    const isImageType = file.type.startsWith("image/") || file.type === "application/dicom";
+    if (!model.accepted_suffixes.includes(suffix) && !isImageType) {
+      return `\u201c${file.name}\u201d is not an image this app reads. Choose a JPEG, PNG, TIFF, BMP or DICOM file.`;
+    }
+    if (file.size === 0) {
+      return `\u201c${file.name}\u201d is empty (0 bytes). Choose the image again.`;
+    }
+    if (file.size > model.max_upload_bytes) {
+      return `\u201c${file.name}\u201d is ${megabytes(file.size)}; the limit is ${megabytes(model.max_upload_bytes)} per image. Export a smaller image (e.g. a JPEG) and try again.`;
+    }
+    return "";
+  }
+
+  function chosenFile(field) {
+    const input = $(field);
+    return input.files && input.files.length ? input.files[0] : null;
+  }
+
+  function resetPreview(field) {
+    const drop = $("drop-" + field);
+    const figure = drop.querySelector(".preview");
+    if (previews[field]) URL.revokeObjectURL(previews[field]);
+    delete previews[field];
+    figure.hidden = true;
+    figure.querySelector("img").removeAttribute("src");
+    drop.querySelector(".remove").hidden = true;
+    drop.classList.remove("has-file");
+  }
+
+  function updatePreview(field) {
+    const file = chosenFile(field);
+    resetPreview(field);
+    if (!file) return;
+    const drop = $("drop-" + field);
+    const problem = fileProblem(file);
+    if (problem) {
+      $(field).value = "";
+      drop.classList.add("invalid");
+      showError(`${TITLES[field]}: file refused. `, problem);
+      return;
+    }
+    clearError();
+    const figure = drop.querySelector(".preview");
+    const img = figure.querySelector("img");
+    const noPreview = figure.querySelector(".no-preview");
+    previews[field] = URL.createObjectURL(file);
+    img.hidden = false;
+    noPreview.hidden = true;
+    img.onerror = () => {
+      // TIFF and DICOM: browsers do not display them, the server reads them anyway.
+      img.hidden = true;
+      noPreview.hidden = false;
+      URL.revokeObjectURL(previews[field]);
+      delete previews[field];
+    };
+    img.src = previews[field];
+    img.alt = `Preview of the ${TITLES[field].toLowerCase()}, ${file.name}`;
+    figure.querySelector("figcaption").textContent = `${file.name} \u00b7 ${megabytes(file.size)}`;
+    figure.hidden = false;
+    drop.querySelector(".remove").hidden = false;
+    drop.classList.add("has-file");
+    statusLine.textContent = "";
+  }
+
+  function setBusy(busy) {
+    button.setAttribute("aria-busy", busy ? "true" : "false");
+    button.querySelector(".label").textContent = busy ? "Diagnosing\u2026" : "Diagnose";
+    result.setAttribute("aria-busy", busy ? "true" : "false");
+  }
+
+  function renderBars(probabilities, prediction) {
+    const list = $("bars");
+    list.replaceChildren();
+    const classes = model.classes.length ? model.classes : Object.keys(probabilities);
+    for (const name of classes) {
+      const p = probabilities[name];
+      const row = document.createElement("li");
+      row.className = "bar-row" + (name === prediction ? " top" : "");
+      row.dataset.class = name;
+      const label = document.createElement("span");
+      label.className = "bar-name";
+      label.textContent = name;
+      label.title = name;
+      const track = document.createElement("span");
+      track.className = "bar-track";
+      track.setAttribute("aria-hidden", "true");
+      const fill = document.createElement("span");
+      fill.className = "bar-fill";
+      fill.style.width = (100 * p).toFixed(2) + "%";
+      track.append(fill);
+      const value = document.createElement("span");
+      value.className = "bar-value";
+      value.textContent = percent(p);
+      const spoken = document.createElement("span");
+      spoken.className = "visually-hidden";
+      spoken.textContent = name === prediction ? " (most probable)" : "";
+      row.append(label, track, value, spoken);
+      list.append(row);
+    }
+  }
+
+  function imageCard(field, title, cams) {
+    const card = document.createElement("article");
+    card.className = "cam-card";
+    card.dataset.modality = field;
+    const heading = document.createElement("h4");
+    heading.textContent = title;
+    card.append(heading);
+    const pair = document.createElement("div");
+    pair.className = "cam-pair";
+    const figures = [["Uploaded image", previews[field], `The uploaded ${title.toLowerCase()}`]];
+    if (cams && cams[field]) {
+      figures.push([
+        "Heatmap",
+        cams[field],
+        `Grad-CAM heatmap over the ${title.toLowerCase()}: warm colours mark the regions that raised the score of the most probable class`,
+      ]);
+    }
+    for (const [caption, src, alt] of figures) {
+      if (!src) continue;
+      const figure = document.createElement("figure");
+      const img = document.createElement("img");
+      img.src = src;
+      img.alt = alt;
+      img.className = caption === "Heatmap" ? "cam-image" : "input-image";
+      const figcaption = document.createElement("figcaption");
+      figcaption.textContent = caption;
+      figure.append(img, figcaption);
+      pair.append(figure);
+    }
+    card.append(pair);
+    return card;
+  }
+
+  function renderCams(body) {
+    const box = $("cams");
+    box.replaceChildren();
+    const haveCams = body.cams && Object.keys(body.cams).length > 0;
+    $("cam-note").hidden = !haveCams;
+    $("cam-legend").hidden = !haveCams;
+    for (const field of FIELDS) {
+      if (!body.modalities[field]) {
+        if (chosenFile(field)) {
+          const note = document.createElement("p");
+          note.className = "cam-missing";
+          note.textContent = `The model does not use the ${TITLES[field].toLowerCase()}.`;
+          box.append(note);
+        }
+        continue;
+      }
+      box.append(imageCard(field, TITLES[field], body.cams));
+    }
+    if (!haveCams) {
+      const note = document.createElement("p");
+      note.className = "cam-missing";
+      note.textContent = "No heatmaps with this result (turned off on this server, or not available for this model).";
+      box.prepend(note);
+    }
+  }
+
+  function renderResult(body) {
+    const u = body.uncertainty;
+    $("prediction").textContent = body.prediction;
+    $("prediction-text").textContent = `probability ${percent(u.max_probability)}`;
+    const word = $("certainty-word");
+    word.textContent = CERTAINTY_WORDS[u.certainty] || u.certainty;
+    word.className = "badge " + u.certainty;
+    $("certainty-text").textContent =
+      `${CERTAINTY_TEXT[u.certainty] || ""} Top probability ${percent(u.max_probability)}; ` +
+      `normalised entropy ${u.normalized_entropy.toFixed(2)} (0 = one class certain, 1 = all equally likely).`;
+    renderBars(body.probabilities, body.prediction);
+    renderCams(body);
+    const used = FIELDS.filter((f) => body.modalities[f]).map((f) => TITLES[f].toLowerCase());
+    $("meta").textContent =
+      `Model ${body.model.id} \u00b7 images used: ${used.join(" and ")} \u00b7 request ${body.request_id}`;
+    result.hidden = false;
+    $("result-title").focus();
+  }
+
+  async function explainFailure(response) {
+    let detail = "";
+    let field = null;
+    try {
+      const body = await response.json();
+      if (typeof body.detail === "string") {
+        detail = body.detail;
+        field = body.field || null;
+      } else if (Array.isArray(body.detail)) {
+        detail = body.detail.map((d) => d.msg).join("; ");
+      }
+    } catch (e) {
+      detail = response.statusText;
+    }
+    if (field) $("drop-" + field).classList.add("invalid");
+    const where = field ? `${TITLES[field]}: ` : "";
+    if (response.status === 413) {
+      return [`${where}too large. `, detail];
+    }
+    if (response.status >= 500) {
+      return [
+        `The server failed (error ${response.status}). `,
+        `${detail || "No detail given."} Try again; if it persists, tell the administrator.`,
+      ];
+    }
+    return [`${where}the server could not use this. `, detail];
+  }
+
+  async function diagnose(event) {
+    event.preventDefault();
+    if (button.getAttribute("aria-busy") === "true") return;
+    clearError();
+    const given = FIELDS.filter((f) => chosenFile(f));
+    const needed = model.supports_missing ? 1 : 2;
+    if (given.length < needed) {
+      showError(
+        "Images missing. ",
+        needed === 2
+          ? "Choose both images: this model needs a clinical photograph and an ultrasound image of the same lesion."
+          : "Choose at least one image.",
+      );
+      return;
+    }
+    const data = new FormData();
+    for (const field of given) data.append(field, chosenFile(field));
+    setBusy(true);
+    statusLine.textContent = "Sending the images and waiting for the model\u2026";
+    try {
+      const response = await fetch("api/predict", { method: "POST", body: data });
+      if (!response.ok) {
+        const [title, message] = await explainFailure(response);
+        showError(title, message);
+        statusLine.textContent = "";
+        return;
+      }
+      const body = await response.json();
+      renderResult(body);
+      statusLine.textContent = `Done: ${body.prediction}, certainty ${body.uncertainty.certainty}.`;
+    } catch (err) {
+      showError(
+        "Could not reach the server. ",
+        "Check the connection (or that the server is still running) and try again.",
+      );
+      statusLine.textContent = "";
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  function clearAll() {
+    for (const field of FIELDS) {
+      $(field).value = "";
+      resetPreview(field);
+    }
+    clearError();
+    result.hidden = true;
+    statusLine.textContent = "";
+    $("clinical").focus();
+  }
+
+  function setupDrop(field) {
+    const drop = $("drop-" + field);
+    const input = $(field);
+    input.addEventListener("change", () => updatePreview(field));
+    drop.querySelector(".remove").addEventListener("click", () => {
+      input.value = "";
+      resetPreview(field);
+      input.focus();
+    });
+    drop.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      drop.classList.add("dragover");
+    });
+    drop.addEventListener("dragleave", () => drop.classList.remove("dragover"));
+    drop.addEventListener("drop", (event) => {
+      event.preventDefault();
+      drop.classList.remove("dragover");
+      const files = event.dataTransfer && event.dataTransfer.files;
+      if (!files || !files.length) return;
+      const transfer = new DataTransfer();
+      transfer.items.add(files[0]);
+      input.files = transfer.files;
+      updatePreview(field);
+    });
+  }
+
+  function aboutRow(list, term, value) {
+    if (value === null || value === undefined || value === "") return;
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    list.append(dt, dd);
+  }
+
+  function describeEvaluation(ev) {
+    if (!ev) return "none stored with this checkpoint";
+    const calibrated = ev.calibrated || {};
+    const parts = [];
+    const fmt = (v) => (typeof v === "number" ? v.toFixed(3) : null);
+    if (fmt(ev.balanced_accuracy)) parts.push(`balanced accuracy ${fmt(ev.balanced_accuracy)}`);
+    if (fmt(ev.macro_auc)) parts.push(`macro AUC ${fmt(ev.macro_auc)}`);
+    if (fmt(ev.macro_f1)) parts.push(`macro F1 ${fmt(ev.macro_f1)}`);
+    const ece = fmt(calibrated.ece !== undefined ? calibrated.ece : ev.ece);
+    if (ece) parts.push(`ECE ${ece}`);
+    const split = ev.split ? `${ev.split} set` : "evaluation set";
+    const n = ev.n !== undefined ? `, n = ${ev.n}` : "";
+    return `${parts.join(", ") || "stored"} (${split}${n}; from ${ev.source})`;
+  }
+
+  async function loadModel() {
+    const line = $("model-line");
+    try {
+      const response = await fetch("api/model");
+      if (!response.ok) throw new Error(String(response.status));
+      model = await response.json();
+    } catch (err) {
+      line.textContent = "The model description could not be loaded; predictions may still work.";
+      return;
+    }
+    line.replaceChildren();
+    const code = document.createElement("code");
+    code.textContent = model.id;
+    line.append(
+      "Model ",
+      code,
+      ` \u00b7 ${model.classes.length} classes \u00b7 ${model.img_size} px`,
+    );
+    for (const field of FIELDS) {
+      const needs = model.supports_missing ? "optional" : "required";
+      $(field + "-help").textContent =
+        `${needs} \u00b7 JPEG, PNG, TIFF, BMP or DICOM, up to ${megabytes(model.max_upload_bytes)}`;
+      $(field).required = !model.supports_missing;
+    }
+    const list = $("about-list");
+    list.replaceChildren();
+    aboutRow(list, "Model", `${model.model} (${model.id})`);
+    aboutRow(list, "Classes", model.classes.join(", "));
+    aboutRow(list, "Input size", `${model.img_size} \u00d7 ${model.img_size} pixels`);
+    aboutRow(list, "Temperature", model.temperature.toFixed(3));
+    aboutRow(list, "Missing image", model.supports_missing
+      ? "accepted (trained with modality dropout)"
+      : "not accepted: both images are needed");
+    aboutRow(list, "Heatmaps", model.cam ? `on (${model.cam_method})` : "off");
+    aboutRow(list, "Evaluation", describeEvaluation(model.evaluation));
+    aboutRow(list, "Checkpoint", `${model.source} \u00b7 SHA-256 ${model.checkpoint_sha256 || "unknown"}`);
+  }
+
+  // A file dropped outside a drop zone would make the browser leave the page.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+
+  FIELDS.forEach(setupDrop);
+  form.addEventListener("submit", diagnose);
+  $("clear").addEventListener("click", clearAll);
+  loadModel();
+})();

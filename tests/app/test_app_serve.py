@@ -1,0 +1,122 @@
+"""`agfnet serve` (uvicorn replaced by a recorder) and the settings it hands the app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from agfnet.app import AppSettings
+from agfnet.cli.app import app as cli
+
+
+@pytest.fixture()
+def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict]]:
+    """uvicorn.run replaced: each call's (app, options) is recorded instead of serving."""
+    import uvicorn
+
+    calls: list[tuple[Any, dict]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
+    # serve() exports settings for worker processes; keep them out of other tests.
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    return calls
+
+
+def test_serve_builds_the_app_with_the_options(
+    fusion_ckpt: Path, tmp_path: Path, uvicorn_calls: list
+) -> None:
+    kept = tmp_path / "kept"
+    args = [
+        "serve",
+        "--checkpoint",
+        str(fusion_ckpt),
+        "--port",
+        "8765",
+        "--max-upload-mb",
+        "5",
+        "--keep-uploads",
+        str(kept),
+        "--no-cam",
+        "--device",
+        "cpu",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "not a medical device" in result.output
+    [(app, options)] = uvicorn_calls
+    assert options["host"] == "127.0.0.1" and options["port"] == 8765
+    assert "agfnet.app" in options["log_config"]["loggers"]
+    settings = app.state.settings
+    assert settings.max_upload_bytes == 5 * 1024 * 1024
+    assert settings.keep_uploads == kept and kept.is_dir()
+    assert settings.cam is False
+    assert app.state.diagnoser.model.id.startswith("agfnet_tiny@")
+
+
+def test_serve_with_workers_hands_the_settings_to_each_worker(
+    fusion_ckpt: Path, uvicorn_calls: list
+) -> None:
+    from agfnet.app.server import app_from_env
+
+    args = [
+        "serve",
+        "--checkpoint",
+        str(fusion_ckpt),
+        "--workers",
+        "2",
+        "--host",
+        "0.0.0.0",
+        "--max-image-pixels",
+        "1000000",
+        "--cors-origin",
+        "https://a.example",
+        "--device",
+        "cpu",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "reachable from the network" in result.output
+    [(target, options)] = uvicorn_calls
+    assert target == "agfnet.app.server:app_from_env"
+    assert options["factory"] is True and options["workers"] == 2
+    # What a worker process builds from the environment serve() left:
+    worker_app = app_from_env()
+    assert worker_app.state.settings.max_image_pixels == 1_000_000
+    assert worker_app.state.settings.cors_origins == ("https://a.example",)
+    assert worker_app.state.diagnoser.model.id.startswith("agfnet_tiny@")
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--checkpoint", "missing.ckpt"], "does not exist"),
+        (["--checkpoint", "x.ckpt", "--workers", "0"], "--workers 0"),
+        (["--checkpoint", "x.ckpt", "--max-upload-mb", "0"], "must be positive"),
+    ],
+)
+def test_serve_reports_mistakes_without_a_traceback(
+    args: list[str], phrase: str, uvicorn_calls: list
+) -> None:
+    result = CliRunner().invoke(cli, ["serve", *args])
+    assert result.exit_code == 2
+    assert phrase in result.output and "Traceback" not in result.output
+    assert uvicorn_calls == []
+
+
+def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
+    settings = AppSettings(
+        max_upload_bytes=123,
+        max_image_pixels=456,
+        keep_uploads=tmp_path,
+        cam=False,
+        cors_origins=("https://a.example", "https://b.example"),
+        max_concurrency=2,
+    )
+    assert AppSettings.from_env(settings.to_env()) == settings
+    assert AppSettings.from_env({}) == AppSettings()
+    assert AppSettings.from_env({"AGFNET_KEEP_UPLOADS": ""}).keep_uploads is None
+    with pytest.raises(ValueError, match="max_upload_bytes"):
+        AppSettings.from_env({"AGFNET_MAX_UPLOAD_BYTES": "-1"})
