@@ -304,7 +304,12 @@ class Diagnoser:
             with Image.open(io.BytesIO(data)) as im:
                 width, height = im.size
         except Image.DecompressionBombError as err:
-            raise ApiError(413, f"the {label}: {err}", field) from None
+            raise ApiError(
+                413,
+                f"the {label} is refused as a possible decompression bomb ({err}): resize it, "
+                "e.g. to 4000 pixels on the longer side",
+                field,
+            ) from None
         except (OSError, SyntaxError, ValueError):
             # Not an image PIL identifies (or a DICOM file): decoding says what is wrong.
             return
@@ -486,7 +491,10 @@ def create_app(
         """
         rid = request.state.request_id
         uploads = await read_uploads(request, MODALITIES, settings.max_upload_bytes)
-        kept = settings.keep_uploads / rid if settings.keep_uploads is not None else None
+        kept = None
+        if settings.keep_uploads is not None:
+            # UTC time first: folders sort by arrival, for a retention schedule.
+            kept = settings.keep_uploads / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}_{rid}"
         if kept is not None:
             await anyio.to_thread.run_sync(_keep, kept, uploads, None)
         started = time.perf_counter()

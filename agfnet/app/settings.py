@@ -32,8 +32,9 @@ class AppSettings(BaseModel):
             from the file header before decoding, so a decompression bomb is refused
             (413) without being decoded. PIL's own `PIL.Image.MAX_IMAGE_PIXELS` (about
             89 million) still applies on top, to DICOM files too.
-        keep_uploads: a folder where every accepted upload and its result are kept
-            (`<folder>/<request_id>/`); None (the default) keeps nothing on disk.
+        keep_uploads: a folder where every accepted upload and its result are kept, in
+            `<folder>/<UTC time>_<request id>/` (e.g. `20250101T120000Z_<id>`); None (the
+            default) keeps nothing on disk.
         cam: return Grad-CAM overlays with each prediction (a request can still opt out
             with `?cam=false`).
         cam_max_side: overlays are shrunk so their longer side is at most this many

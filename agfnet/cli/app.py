@@ -16,6 +16,7 @@ from agfnet.cli import (
     explain,
     model_commands,
     predict,
+    robustness,
     serve,
     synth,
     train,
@@ -47,6 +48,7 @@ app.command("demo")(cli_command(train.demo))
 app.command("predict")(cli_command(predict.predict))
 app.command("export")(cli_command(predict.export))
 app.command("explain")(cli_command(explain.explain))
+app.command("robustness")(cli_command(robustness.robustness))
 app.command("serve")(cli_command(serve.serve))
 app.command("benchmark")(cli_command(benchmark.benchmark))
 

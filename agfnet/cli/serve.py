@@ -41,7 +41,7 @@ def serve(
     keep_uploads: Path | None = typer.Option(
         None,
         "--keep-uploads",
-        help="Keep every upload and its result in DIR/<request id>/ (default: keep nothing).",
+        help="Keep every upload and its result in DIR/<time>_<request id>/ (default: none).",
     ),
     cam: bool = typer.Option(True, "--cam/--no-cam", help="Return Grad-CAM heatmaps."),
     workers: int = typer.Option(

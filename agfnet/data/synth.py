@@ -123,7 +123,15 @@ TABLE: dict[str, dict[str, str]] = {
 # Fraction of patients with two lesions, so grouped k-fold has groups to respect.
 TWO_LESION_PATIENT_FRACTION = 0.2
 
-MANIFEST_COLUMNS: tuple[str, ...] = ("clinical", "ultrasound", "label", "patient_id", "lesion_id")
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "clinical",
+    "ultrasound",
+    "label",
+    "patient_id",
+    "lesion_id",
+    "clinical_mask",
+    "ultrasound_mask",
+)
 NUISANCE_COLUMNS: tuple[str, ...] = (
     "skin_tone",
     "lesion_radius",
@@ -1054,7 +1062,15 @@ def _write_tables(
     for spec, nz in zip(specs, nuisances, strict=True):
         paths = _relative_paths(spec.lesion_id)
         manifest_rows.append(
-            [paths["clinical"], paths["ultrasound"], spec.label, spec.patient_id, spec.lesion_id]
+            [
+                paths["clinical"],
+                paths["ultrasound"],
+                spec.label,
+                spec.patient_id,
+                spec.lesion_id,
+                paths["clinical_mask"],
+                paths["ultrasound_mask"],
+            ]
         )
         attr_rows.append(
             [spec.lesion_id, spec.patient_id, spec.label]

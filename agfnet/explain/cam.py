@@ -329,20 +329,6 @@ def explain_pair(
         "ultrasound": _as_batch(ultrasound, "ultrasound").to(device),
     }
     present = None if present is None else present.to(device)
-    if images["clinical"].shape[0] == 1:
-        # PyTorch (2.14, CPU) computes a wrong BatchNorm input gradient at batch size 1
-        # when the incoming gradient is an expanded, transposed view (as from
-        # `bn(x).flatten(2).transpose(1, 2).mean(1)`, which AGFNet's token pooling is);
-        # the samples are independent, so explain a copy beside it and keep the first.
-        maps = explain_pair(
-            model,
-            *(x.expand(2, -1, -1, -1) for x in images.values()),
-            method=method,
-            target=target if target is None or isinstance(target, int) else list(target) * 2,
-            layers=layers,
-            present=None if present is None else present.expand(2, -1),
-        )
-        return {m: v[:1] if batched else v[0] for m, v in maps.items()}
     names = layer_names(model, layers)
     maps = {}
     with _eval_frozen(model):

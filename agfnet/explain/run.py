@@ -256,7 +256,7 @@ def _explain_row(
         folder / overlay,
         shown,
         {KIND_LABELS[k]: by_modality for k, by_modality in maps.items()},
-        f"row {row.row} {row.lesion_id}: {title}",
+        " ".join(filter(None, [f"row {row.row}", row.lesion_id])) + f": {title}",
         lesion,
     )
     return {

@@ -7,6 +7,7 @@ from agfnet.layers.attention import (
     QueryAttentionPool,
     ScoreAttentionPool,
     create_attention_pool,
+    map_to_tokens,
     pool_tokens,
 )
 from agfnet.layers.blocks import BidirectionalBlock, GatedAttentionBlock
@@ -27,5 +28,6 @@ __all__ = [
     "choose_masked",
     "create_attention_pool",
     "drop_modalities",
+    "map_to_tokens",
     "pool_tokens",
 ]

@@ -3,6 +3,8 @@ attention-guided pooling of a token map into one descriptor plus a saliency map.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,6 +42,31 @@ def pool_tokens(x: torch.Tensor, hw: tuple[int, int], max_side: int) -> torch.Te
     # ceil_mode keeps the border; a partial window is averaged over its valid cells only.
     grid = F.avg_pool2d(grid, (kh, kw), stride=(kh, kw), ceil_mode=True)
     return grid.flatten(2).transpose(1, 2)
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward makes the incoming gradient contiguous."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
+def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) feature map -> (B, h*w, C) tokens in row-major order.
+
+    The gradient that flows back into `x` is made contiguous: PyTorch 2.14 on CPU computes
+    a wrong BatchNorm input gradient at batch size 1 when that gradient arrives as the
+    transposed view `flatten(2).transpose(1, 2)` produces (the strides of a one-sample
+    batch read as channels-last); tests/layers/test_attention.py checks it with gradcheck.
+    """
+    if x.requires_grad and not torch.compiler.is_compiling():
+        x = _ContiguousGrad.apply(x)
+    return x.flatten(2).transpose(1, 2)
 
 
 class PooledAttention(nn.Module):

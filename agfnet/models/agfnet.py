@@ -18,6 +18,7 @@ from agfnet.layers import (
     FeatureReconstruction,
     TokenTransformer,
     create_attention_pool,
+    map_to_tokens,
 )
 from agfnet.models.base import EncoderConfig, PairedNet, check_option
 from agfnet.models.output import MODALITIES, ModelOutput
@@ -162,7 +163,7 @@ class LocalScale(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[int, int]]]:
         """(B, C_s, h, w) maps -> (B, h*w, d_s) projected tokens T and each map's (h, w)."""
         maps = {m: self.proj[m](f) for m, f in feats.items()}
-        tokens = {m: x.flatten(2).transpose(1, 2) for m, x in maps.items()}
+        tokens = {m: map_to_tokens(x) for m, x in maps.items()}
         return tokens, {m: (x.shape[-2], x.shape[-1]) for m, x in maps.items()}
 
     def attend(

@@ -9,7 +9,7 @@ import torch
 from timm.layers import ClassifierHead, Mlp
 from torch import nn
 
-from agfnet.layers import BidirectionalBlock
+from agfnet.layers import BidirectionalBlock, map_to_tokens
 from agfnet.models.base import EncoderConfig, PairedNet, check_option
 from agfnet.models.output import MODALITIES, ModelOutput
 from agfnet.models.registry import SIZE_PRESETS, register_model
@@ -233,7 +233,7 @@ class CrossAttentionNet(PairedNet):
         for i, (proj, fuse) in enumerate(zip(self.proj, self.fuse, strict=True)):
             maps = {m: proj[m](feats[m][i]) for m in MODALITIES}
             tokens = fuse(
-                {m: x.flatten(2).transpose(1, 2) for m, x in maps.items()},
+                {m: map_to_tokens(x) for m, x in maps.items()},
                 {m: (x.shape[-2], x.shape[-1]) for m, x in maps.items()},
             )
             pooled += [tokens[m].mean(dim=1) for m in MODALITIES]

@@ -4,6 +4,7 @@ that nothing of an upload reaches the disk unless `keep_uploads` asks for it."""
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,7 +208,8 @@ def test_keep_uploads_keeps_each_request_in_its_own_folder(
 ) -> None:
     client = TestClient(create_app(predictor, AppSettings(keep_uploads=tmp_path / "kept")))
     body = client.post("/api/predict", files=form(*pair_bytes[3])).json()
-    folder = tmp_path / "kept" / body["request_id"]
+    [folder] = (tmp_path / "kept").glob(f"*_{body['request_id']}")
+    assert re.fullmatch(r"\d{8}T\d{6}Z_[0-9a-f]{32}", folder.name)
     assert (folder / "clinical.png").read_bytes() == pair_bytes[3][0]
     assert (folder / "ultrasound.png").read_bytes() == pair_bytes[3][1]
     kept = json.loads((folder / "result.json").read_text())
@@ -215,5 +217,5 @@ def test_keep_uploads_keeps_each_request_in_its_own_folder(
     refused = client.post("/api/predict", files=form(b"not an image", pair_bytes[3][1]))
     assert refused.status_code == 422
     # A refused upload is kept too (for the operator to inspect), without a result.
-    folder = tmp_path / "kept" / refused.json()["request_id"]
+    [folder] = (tmp_path / "kept").glob(f"*_{refused.json()['request_id']}")
     assert sorted(p.name for p in folder.iterdir()) == ["clinical.png", "ultrasound.png"]

@@ -58,12 +58,25 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_manifest_has_the_data_columns_and_existing_relative_paths(bench: Path) -> None:
     with (bench / "manifest.csv").open(newline="") as f:
         header = next(csv.reader(f))
-    assert header == ["clinical", "ultrasound", "label", "patient_id", "lesion_id"]
+    assert header == [
+        "clinical",
+        "ultrasound",
+        "label",
+        "patient_id",
+        "lesion_id",
+        "clinical_mask",
+        "ultrasound_mask",
+    ]
     rows = _read_csv(bench / "manifest.csv")
     assert Counter(r["label"] for r in rows) == {c: N_PER_CLASS for c in CLASSES}
     assert len({r["lesion_id"] for r in rows}) == len(rows)
     for r in rows:
-        for column, mode in (("clinical", "RGB"), ("ultrasound", "L")):
+        for column, mode in (
+            ("clinical", "RGB"),
+            ("ultrasound", "L"),
+            ("clinical_mask", "L"),
+            ("ultrasound_mask", "L"),
+        ):
             path = Path(r[column])
             assert not path.is_absolute()
             with Image.open(bench / path) as im:

@@ -31,12 +31,12 @@ def write_checkpoint(
     from agfnet.engine.checkpoint import atomic_save
     from agfnet.engine.config import load_config
     from agfnet.engine.module import AGFNetModule
-    from agfnet.engine.train import transform_config, transform_dict
+    from agfnet.engine.train import transform_config
 
     config = load_config("tiny", [f"data.img_size={IMG}", *overrides], model=model)
     torch.manual_seed(seed)
     module = AGFNetModule(config, CLASSES, {})
-    module.transform = transform_dict(transform_config(config, module.model))
+    module.transform = transform_config(config, module.model).model_dump(mode="json")
     meta = {**module.checkpoint_metadata(), "temperature": temperature}
     atomic_save(
         {"state_dict": module.state_dict(), "hyper_parameters": {"agfnet": meta}, "epoch": 0},

@@ -6,12 +6,14 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from agfnet.layers import (
     GatedAttentionBlock,
     PooledAttention,
     QueryAttentionPool,
     ScoreAttentionPool,
+    map_to_tokens,
     pool_tokens,
 )
 from agfnet.models import count_flops
@@ -109,3 +111,12 @@ def test_block_cost_is_linear_in_area_and_quadratic_without_pooling() -> None:
     assert _block_flops(32, 7) / 32**2 <= per_token[0] * 1.01
     # The same block attending to every token (no pooling) grows much faster.
     assert _block_flops(28, 1000) / _block_flops(14, 1000) > 6
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_tokens_of_a_batchnorm_map_get_the_right_gradient_at_batch_size_one(train: bool) -> None:
+    # PyTorch 2.14 on CPU gets this gradient wrong without map_to_tokens' guard.
+    bn = nn.BatchNorm2d(3).double().train(train)
+    x = torch.randn(1, 3, 2, 2, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: map_to_tokens(bn(t)).mean(1), (x,))
+    assert map_to_tokens(x).shape == (1, 4, 3)

@@ -1,0 +1,222 @@
+"""Inference throughput and latency: eager PyTorch, torch.compile and ONNX Runtime.
+
+The three backends run the same network with the same weights: a checkpoint is written
+from a freshly initialised `agfnet` exactly as `agfnet train` writes one, the eager
+model is read back from it with the predictor's loader, and the ONNX file is made from it
+by `agfnet.inference.export.export_onnx` (with its checks against PyTorch). ONNX Runtime
+runs on CPU with as many intra-op threads as torch uses, so the comparison is between
+runtimes, not thread counts.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agfnet.benchmark.common import (
+    NUM_CLASSES,
+    Plan,
+    Reporter,
+    infer,
+    interleave,
+    make_inputs,
+    make_plan,
+    paired_ratio,
+    prefixed,
+    resolve_device,
+    spread,
+    synchronize,
+    to_device,
+)
+
+__all__ = ["measure_throughput", "write_untrained_checkpoint"]
+
+
+def write_untrained_checkpoint(model_name: str, preset: str, img_size: int, path: Path) -> Path:
+    """Write a checkpoint of a freshly initialised model, as `agfnet train` writes one.
+
+    Speed does not depend on the weights, so no training is needed; the file is the
+    training module's state dict and `checkpoint_metadata`, saved atomically.
+
+    Args:
+        model_name: a registered name, e.g. "agfnet_paper".
+        preset: the training preset ("paper", "tiny") its config comes from.
+        img_size: the input side stored as the preprocessing size.
+        path: the .ckpt to write.
+
+    Returns:
+        `path`.
+    """
+    from agfnet.engine.checkpoint import atomic_save
+    from agfnet.engine.config import load_config
+    from agfnet.engine.module import AGFNetModule
+    from agfnet.engine.train import transform_config
+
+    config = load_config(preset, [f"data.img_size={img_size}"], model=model_name)
+    torch.manual_seed(0)
+    module = AGFNetModule(config, [f"class{i}" for i in range(NUM_CLASSES)], {})
+    module.transform = transform_config(config, module.model).model_dump(mode="json")
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": {"agfnet": module.checkpoint_metadata()},
+        "epoch": 0,
+    }
+    atomic_save(checkpoint, path)
+    return path
+
+
+def _ort_session(path: Path) -> Any:
+    """An ONNX Runtime CPU session with torch's intra-op thread count."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _percentile(samples: list[float], q: int) -> float:
+    """The q-th percentile (inclusive method; the maximum when q = 100)."""
+    if len(samples) == 1:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
+
+
+def _compiled(model: torch.nn.Module, inputs: tuple[torch.Tensor, torch.Tensor]) -> Any:
+    """`torch.compile(model)` after its first call (which compiles), and the seconds taken.
+
+    Returns:
+        (compiled model, seconds), or (None, error message) when compiling fails.
+    """
+    compiled = torch.compile(model)
+    start = time.perf_counter()
+    try:
+        infer(compiled, *inputs)
+    except Exception as err:  # inductor raises many types; the benchmark goes on without it
+        return None, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    synchronize(inputs[0].device)
+    return compiled, time.perf_counter() - start
+
+
+def measure_throughput(
+    device: str | torch.device,
+    quick: bool,
+    *,
+    plan: Plan | None = None,
+    workdir: Path | None = None,
+    report: Reporter | None = None,
+) -> dict[str, Any]:
+    """Pairs per second of `agfnet` inference on each backend, and single-pair latency.
+
+    Throughput: one call on `plan.infer_batch` pairs per backend per round, interleaved;
+    pairs/s = batch / seconds. Latency: single-pair calls of eager PyTorch and ONNX
+    Runtime, interleaved, `plan.latency_samples` each; p50 and p95. torch.compile is timed
+    for throughput only (a single pair is another shape, hence another compilation). On
+    a GPU, eager and compiled run there, and eager PyTorch is also timed on CPU so that
+    ONNX Runtime (CPU) is compared with the same hardware.
+
+    Args:
+        device: "cpu" or "cuda".
+        quick: tiny models (when `plan` is not given).
+        plan: sizes, repeats, and whether to compile; default `make_plan(quick, device)`.
+        workdir: folder for the checkpoint and ONNX file; default a temporary one.
+        report: progress callback.
+
+    Returns:
+        dict(model, batch, img_size, export (the `ExportReport` essentials), backends:
+        name -> {pairs_per_s: spread}, compile (seconds or error), onnx_speedup: spread
+        of the per-round ratio ONNX Runtime pairs/s / eager CPU pairs/s,
+        onnx_speedup_one_pair: the same for single pairs, latency_ms: name -> {p50, p95,
+        spread}).
+    """
+    from agfnet.inference.export import export_onnx
+    from agfnet.inference.predictor import load_checkpoint
+
+    device = resolve_device(device)
+    plan = plan or make_plan(quick, device)
+    name = plan.model_name("agfnet")
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        folder = Path(tmp)
+        if report:
+            report(f"export {name} to ONNX")
+        ckpt = write_untrained_checkpoint(name, plan.config, plan.img_size, folder / "m.ckpt")
+        exported = export_onnx(ckpt, folder / "m.onnx", img_size=plan.img_size)
+        session = _ort_session(folder / "m.onnx")
+        cpu_model, _ = load_checkpoint(ckpt, "cpu")
+        model = cpu_model if device.type == "cpu" else to_device(load_checkpoint(ckpt)[0], device)
+
+    def ort_call(clinical: torch.Tensor, ultrasound: torch.Tensor) -> None:
+        session.run(["logits"], {"clinical": clinical.numpy(), "ultrasound": ultrasound.numpy()})
+
+    def backends(batch: int) -> dict[str, Any]:
+        """name -> call on one batch of `batch` pairs (CPU inputs for the CPU backends)."""
+        cpu_inputs = make_inputs(batch, plan.img_size, torch.device("cpu"), seed=1)[:2]
+        inputs = make_inputs(batch, plan.img_size, device, seed=1)[:2]
+        calls = {"eager": partial(infer, model, *inputs)}
+        if device.type != "cpu":
+            calls["eager_cpu"] = partial(infer, cpu_model, *cpu_inputs)
+        calls["onnxruntime"] = partial(ort_call, *cpu_inputs)
+        return calls
+
+    calls = backends(plan.infer_batch)
+    compile_info: dict[str, Any] = {"skipped": "not requested (off with --quick or --no-compile)"}
+    if plan.compile:
+        if report:
+            report(f"torch.compile {name} (the first call compiles)")
+        inputs = make_inputs(plan.infer_batch, plan.img_size, device, seed=1)[:2]
+        compiled, outcome = _compiled(model, inputs)
+        if compiled is None:
+            compile_info = {"error": outcome}
+        else:
+            compile_info = {"compile_seconds": outcome}
+            calls["compiled"] = partial(infer, compiled, *inputs)
+    seconds = interleave(
+        calls,
+        repeats=plan.repeats,
+        warmup=plan.warmup,
+        device=device,
+        report=prefixed(report, f"throughput, batch {plan.infer_batch}"),
+    )
+    eager_cpu = "eager" if device.type == "cpu" else "eager_cpu"
+    single = backends(1)
+    latency = interleave(
+        {k: single[k] for k in ("eager", "onnxruntime")},
+        repeats=plan.latency_samples,
+        warmup=2,
+        device=device,
+        report=prefixed(report, "latency, one pair"),
+    )
+    onnx_ratio = paired_ratio(seconds[eager_cpu], seconds["onnxruntime"])
+    return {
+        "model": name,
+        "batch": plan.infer_batch,
+        "img_size": plan.img_size,
+        "threads": torch.get_num_threads(),
+        "export": {
+            "exporter": exported.exporter,
+            "opset": exported.opset,
+            "worst_abs_diff": exported.worst_diff,
+            "onnx_parameters": exported.onnx_parameters,
+        },
+        "compile": compile_info,
+        "backends": {
+            k: {"pairs_per_s": spread([plan.infer_batch / t for t in v]), "seconds": spread(v)}
+            for k, v in seconds.items()
+        },
+        "onnx_speedup": onnx_ratio,
+        "onnx_speedup_one_pair": paired_ratio(latency["eager"], latency["onnxruntime"]),
+        "latency_ms": {
+            k: {
+                "p50": 1000 * _percentile(v, 50),
+                "p95": 1000 * _percentile(v, 95),
+                "spread": spread([1000 * t for t in v]),
+            }
+            for k, v in latency.items()
+        },
+    }

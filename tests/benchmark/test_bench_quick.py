@@ -1,0 +1,89 @@
+"""`agfnet benchmark --quick` end to end (the CI smoke run): the JSON is complete and finite,
+its headlines agree with its details, and the Markdown summary is written beside it."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from agfnet.benchmark import HEADLINES
+from agfnet.cli.app import app
+
+MACHINE_KEYS = ("cpu", "cores", "torch", "device", "torch_threads", "load_average")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    """One `--quick` run through the command line, in-process: (JSON, its path, output)."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    result = CliRunner().invoke(app, ["benchmark", "--quick", "--threads", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text()), out, result.output
+
+
+def test_json_has_every_headline_finite_and_the_machine(quick_run) -> None:
+    doc, _, output = quick_run
+    assert doc["complete"] is True
+    for key in HEADLINES:
+        assert isinstance(doc[key], float) and math.isfinite(doc[key]), key
+        assert doc[key] > 0, key
+        assert isinstance(doc["targets"][key]["met"], bool)
+        assert key in doc["definitions"]
+        assert key in output  # the command prints the table too
+    assert all(doc["machine"][k] is not None for k in MACHINE_KEYS)
+    assert doc["machine"]["device"] == "cpu" and doc["machine"]["torch_threads"] == 1
+    # --quick measures tiny models: only the help-time target is binding.
+    assert doc["settings"]["quick"] is True
+    assert [k for k, t in doc["targets"].items() if t["binding"]] == ["help_seconds"]
+
+
+def test_headlines_are_the_medians_of_their_per_round_ratios(quick_run) -> None:
+    doc, _, _ = quick_run
+    details = doc["details"]
+    rounds = details["overhead"]["train_overhead"]["agfnet"]["samples"]
+    assert len(rounds) == doc["settings"]["repeats"]
+    assert doc["train_overhead"] == pytest.approx(statistics.median(rounds))
+    train = details["overhead"]["train_seconds"]
+    agfnet, bare = train["agfnet"]["samples"], train["decision_mean"]["samples"]
+    per_round = [a / b for a, b in zip(agfnet, bare, strict=True)]
+    assert rounds == pytest.approx(per_round)
+    consume = doc["settings"]["train_batch"] / train["agfnet"]["median"]
+    loader = details["loader"]
+    assert loader["consume_pairs_per_s"] == pytest.approx(consume)
+    assert doc["loader_supply_ratio"] == pytest.approx(loader["pairs_per_s"] / consume)
+    assert doc["help_seconds"] == pytest.approx(details["help"]["seconds"]["median"])
+
+
+def test_measurements_are_physically_plausible(quick_run) -> None:
+    doc, _, _ = quick_run
+    details = doc["details"]
+    # Backbone activations grow with the image area: about 4x at twice the side.
+    for family in ("agfnet", "decision_mean"):
+        for mode, ratio in details["memory"]["ratio_2x"][family].items():
+            assert 3.0 < ratio < 5.0, (family, mode, ratio)
+    # AGFNet adds fusion layers to the same two backbones: more FLOPs per step.
+    flops = details["flops"]
+    assert flops["train_step_gflop"]["agfnet"] > flops["train_step_gflop"]["decision_mean"]
+    assert 0 < flops["of_matmul"]["agfnet"]["median"] < 1.5
+    # The ONNX file that was timed matches PyTorch.
+    assert details["throughput"]["export"]["worst_abs_diff"] < 1e-4
+    latency = details["throughput"]["latency_ms"]["onnxruntime"]
+    assert latency["p50"] <= latency["p95"]
+
+
+def test_markdown_summary_is_written_beside_the_json(quick_run) -> None:
+    doc, out, _ = quick_run
+    md = out.with_suffix(".md").read_text()
+    assert md.startswith("# agfnet benchmark")
+    for key in HEADLINES:
+        row = next(line for line in md.splitlines() if line.startswith(f"| `{key}` |"))
+        assert ("pass" in row) == doc["targets"][key]["met"], row
+    for section in ("Fusion overhead", "Memory scaling", "Inference throughput", "FLOPs"):
+        assert f"## {section}" in md
+    assert not list(out.parent.glob(".*tmp*")), "a temporary file was left behind"
