@@ -10,9 +10,13 @@ range.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import statistics
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +43,7 @@ __all__ = [
     "spread",
     "synchronize",
     "to_device",
+    "without_kineto_lines",
 ]
 
 #: Classes of every benchmarked head (the synthetic benchmark's five).
@@ -360,3 +365,27 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> dict[str, 
         `spread` of A_r / B_r over the rounds r; its median is the reported ratio.
     """
     return spread([a / b for a, b in zip(numerator, denominator, strict=True)])
+
+
+# The start/stop lines Kineto (the profiler's backend) writes to the C-level stderr.
+_KINETO_LINE = re.compile(r"^[A-Z]+:\d{4}-\d\d-\d\d [\d:]+ \d+:\d+ \w+\.cpp:\d+\]")
+
+
+@contextlib.contextmanager
+def without_kineto_lines() -> Iterator[None]:
+    """Hold back the lines Kineto prints to file descriptor 2 at every profiler start and
+    stop (this torch build ignores KINETO_LOG_LEVEL for them); anything else written to
+    stderr meanwhile is passed on afterwards."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(ln for ln in lines if not _KINETO_LINE.match(ln)))

@@ -12,12 +12,7 @@ heap blur.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -35,34 +30,13 @@ from agfnet.benchmark.common import (
     make_plan,
     resolve_device,
     synchronize,
+    without_kineto_lines,
 )
 
 __all__ = ["measure_memory_scaling", "peak_bytes"]
 
 #: Input sides measured, as multiples of the preset's.
 SCALES = (1, 2)
-# The start/stop lines Kineto (the profiler's backend) writes to the C-level stderr.
-_KINETO_LINE = re.compile(r"^[A-Z]+:\d{4}-\d\d-\d\d [\d:]+ \d+:\d+ \w+\.cpp:\d+\]")
-
-
-@contextlib.contextmanager
-def _without_kineto_lines() -> Iterator[None]:
-    """Hold back the lines Kineto prints to file descriptor 2 at every profiler start and
-    stop (this torch build ignores KINETO_LOG_LEVEL for them); anything else written to
-    stderr meanwhile is passed on afterwards."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            lines = held.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(ln for ln in lines if not _KINETO_LINE.match(ln)))
 
 
 def peak_bytes(fn: Callable[[], Any], device: torch.device) -> int:
@@ -87,7 +61,7 @@ def peak_bytes(fn: Callable[[], Any], device: torch.device) -> int:
     from torch.profiler import ProfilerActivity, profile
 
     with (
-        _without_kineto_lines(),
+        without_kineto_lines(),
         profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
     ):
         result = fn()

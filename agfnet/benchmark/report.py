@@ -184,7 +184,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         *_flops_table(details["flops"]),
         "",
-        f"`agfnet --help`: {_iqr(details['help']['seconds'])} s.",
+        f"`agfnet --help`: {_iqr(details['help']['seconds'])} s wall time, "
+        f"{_iqr(details['help']['cpu_seconds'])} s CPU time.",
     ]
     if "gpu" in details:
         lines += ["", "## GPU", "", *_gpu_table(details["gpu"])]

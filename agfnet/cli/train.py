@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,27 @@ def _overrides_arg() -> Any:
     return typer.Argument(None, metavar="[KEY=VALUE]...", help=OVERRIDES_HELP, show_default=False)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A StreamHandler that writes to whatever `sys.stderr` is when a record arrives.
+
+    A plain StreamHandler keeps the stream it was made with; when a command runs
+    in-process (tests, notebooks) that stream may be closed by the time of a later call.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging() -> None:
     # Progress lines of agfnet (fold k, skipped, ...) on stderr; Lightning logs on its own.
     log = logging.getLogger("agfnet")
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)

@@ -27,7 +27,7 @@ class DemoSize:
 
 
 # Sized to finish in under 10 minutes on two CPU cores (measured: docs/commands/demo.md).
-FULL = DemoSize(n_per_class=100, img_size=64, overrides=("trainer.epochs=15",))
+FULL = DemoSize(n_per_class=100, img_size=64, overrides=("trainer.epochs=30",))
 QUICK = DemoSize(n_per_class=8, img_size=32, overrides=("trainer.epochs=1", "data.batch_size=8"))
 DEMO_SEED = 11
 # The fixed split of the demo: of 5 patient-grouped, stratified folds, one is the test

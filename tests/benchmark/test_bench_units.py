@@ -124,3 +124,16 @@ def test_definitions_cover_every_headline() -> None:
 
     assert set(HEADLINES) <= set(DEFINITIONS)
     json.dumps(DEFINITIONS)
+
+
+def test_flops_by_module_adds_up_to_the_model() -> None:
+    from agfnet.benchmark.profiling import flops_by_module
+
+    counts = flops_by_module(True, family="agfnet", depth=3, img_size=48)
+    model = create_model("agfnet_tiny", num_classes=5, seed=0).eval()
+    x = torch.zeros(1, 3, 48, 48)
+    assert counts["AGFNet"] == pytest.approx(count_flops(model, x, x) / 1e9)
+    backbones = [counts[f"AGFNet.encoders.backbones.{m}"] for m in ("clinical", "ultrasound")]
+    assert sum(backbones) == pytest.approx(counts["AGFNet.encoders"])
+    assert 0 < counts["AGFNet.encoders"] < counts["AGFNet"]
+    assert list(counts.values()) == sorted(counts.values(), reverse=True)

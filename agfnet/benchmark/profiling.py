@@ -1,6 +1,6 @@
 """torch.profiler tables of a training step or an inference call, to find where time goes.
 
-Usage: python -m agfnet.benchmark.profile [--family agfnet] [--mode train|infer] [--quick]
+Usage: python -m agfnet.benchmark.profiling [--family agfnet] [--mode train|infer] [--quick]
 [--threads 1] [--rows 15] [--group module|op]
 """
 
@@ -20,6 +20,7 @@ from agfnet.benchmark.common import (
     make_plan,
     make_train_step,
     resolve_device,
+    without_kineto_lines,
 )
 
 __all__ = ["flops_by_module", "profile_ops"]
@@ -70,7 +71,7 @@ def profile_ops(
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
-    with profile(activities=activities) as prof:
+    with without_kineto_lines(), profile(activities=activities) as prof:
         for _ in range(calls):
             call()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
