@@ -143,7 +143,16 @@ def build_model(
     info = CheckpointInfo.from_checkpoint(ckpt, path)
     spec = info.build_spec
     model = create_model(spec["name"], num_classes=spec["num_classes"], **spec.get("overrides", {}))
-    model.load_state_dict(model_state_dict(ckpt))
+    try:
+        model.load_state_dict(model_state_dict(ckpt))
+    except RuntimeError as err:
+        # torch lists every missing, unexpected and mis-shaped key; the first lines suffice.
+        detail = " ".join(str(err).split("\n")[:3])
+        raise UserError(
+            f"checkpoint {path or '(in memory)'}: its weights do not fit model "
+            f"{spec['name']} of this agfnet version ({detail}); retrain it, or use the agfnet "
+            f"version that wrote it ({info.version or 'unknown'})"
+        ) from None
     return model.to(map_location).eval(), info
 
 

@@ -32,7 +32,8 @@ class AGFNetModule(L.LightningModule):
     Args:
         config: the resolved training config.
         classes: class names, in the order of the model's outputs.
-        transform: the `TransformConfig` of the run as a dict (stored for inference).
+        transform: the run's `TransformConfig` as a dict, stored for inference (`fit`
+            sets it once the image size is known: it may be the model's default).
         class_weights: one cross-entropy weight per class, or None.
     """
 

@@ -154,3 +154,14 @@ def test_balanced_class_weights_match_sklearn(manifest_path, tiny_config) -> Non
     expected = compute_class_weight("balanced", classes=np.array(manifest.classes), y=labels)
     got = class_weights(tiny_config("loss.class_weights=balanced"), manifest, train)
     np.testing.assert_allclose(got, expected)
+
+
+def test_weights_that_do_not_fit_the_model_are_a_user_error(trained_run, tmp_path: Path) -> None:
+    from agfnet.engine.checkpoint import atomic_save
+
+    ckpt = read_checkpoint(trained_run.best_checkpoint)
+    dropped = next(k for k in ckpt["state_dict"] if k.startswith("model."))
+    del ckpt["state_dict"][dropped]
+    atomic_save(ckpt, tmp_path / "broken.ckpt")
+    with pytest.raises(UserError, match=r"do not fit model agfnet_tiny.*Missing key"):
+        load_model(tmp_path / "broken.ckpt")
