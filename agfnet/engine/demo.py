@@ -126,11 +126,26 @@ def _accuracy(result: CompareResult, model: str) -> float:
     return result.table["models"][model]["summary"]["accuracy"]["mean"]
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _gap(value: float, reference: float) -> str:
+    return f"{abs(value - reference):.3f} {'above' if value >= reference else 'below'}"
+
+
 def _index_markdown(
     result: CompareResult, bayes: dict[str, float], size: DemoSize, seconds: float, quick: bool
 ) -> str:
-    table = (result.out / "table.md").read_text().split("\n", 2)[2]  # drop the title
-    table = table.replace("](table.png)", "](compare/table.png)")
+    metrics = result.table["metrics"]
+    table = [
+        "| model | " + " | ".join(metrics) + " |",
+        "|" + " --- |" * (len(metrics) + 1),
+        *(
+            f"| {model} | " + " | ".join(_fmt(data["summary"][m]["mean"]) for m in metrics) + " |"
+            for model, data in result.table["models"].items()
+        ),
+    ]
     n = 5 * size.n_per_class
     agf = _accuracy(result, "agfnet_tiny")
     single = max(_accuracy(result, m) for m in ("clinical_only_tiny", "ultrasound_only_tiny"))
@@ -143,8 +158,9 @@ def _index_markdown(
     lines = [
         "# AGFNet demo on the synthetic benchmark" + (" (quick version)" if quick else ""),
         "",
-        f"Written by `agfnet demo{' --quick' if quick else ''}` in {seconds / 60:.1f} "
-        f"minutes. `data/` is a generated benchmark of {n} lesion pairs ({size.n_per_class} "
+        f"Written by `agfnet demo{' --quick' if quick else ''}`; this run took "
+        f"{seconds / 60:.1f} minutes (a rerun reuses the benchmark and every finished "
+        f"training). `data/` is a generated benchmark of {n} lesion pairs ({size.n_per_class} "
         f"per class, {size.img_size} px, seed {DEMO_SEED}): five simulated skin-tumour "
         "classes, each a combination of surface attributes seen in the clinical photograph "
         "and depth attributes seen in the ultrasound image. The class table is built so "
@@ -169,8 +185,8 @@ def _index_markdown(
             for model, sees, bound in rows
         ),
         "",
-        f"AGFNet is {agf - single:+.3f} in accuracy from the better single-modality model "
-        f"and {agf - bayes['both']:+.3f} from the bound of the pair.",
+        f"AGFNet's accuracy is {_gap(agf, single)} the better single-modality model's and "
+        f"{_gap(agf, bayes['both'])} the Bayes-optimal accuracy of the pair.",
     ]
     if quick:
         lines += [
@@ -184,9 +200,12 @@ def _index_markdown(
         "## All metrics on the test pairs",
         "",
         "One split, so no standard deviation and no paired test: `agfnet compare "
-        "--folds 3` cross-validates instead (docs/results.md has such a table).",
+        "--folds 3` cross-validates instead (docs/results.md has such a table). Lower "
+        "is better for ece, nll, brier and aurc (definitions: docs/commands/evaluate.md).",
         "",
-        table,
+        *table,
+        "",
+        "![comparison](compare/table.png)",
         "",
         "Files: `compare/table.csv`, `compare/table.json` (machine-readable); "
         "`compare/<model>/fixed/test/` (report, predictions.csv and plots of each model on "
