@@ -55,13 +55,13 @@ def measure_loader(
     """
     from agfnet.data import TransformConfig, read_manifest
     from agfnet.data.synth import generate
-    from agfnet.engine.config import load_config
+    from agfnet.engine.config import load_config, resolve_num_workers
     from agfnet.engine.datamodule import PairedDataModule
 
     device = resolve_device(device)
     plan = plan or make_plan(quick, device)
     config = load_config(plan.config)
-    batch, workers = config.data.batch_size, config.data.num_workers
+    batch, workers = config.data.batch_size, resolve_num_workers(config.data.num_workers)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         if report:
             report(f"render {5 * PAIRS_PER_CLASS} synthetic pairs at {plan.img_size} px")

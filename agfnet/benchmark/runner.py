@@ -300,7 +300,7 @@ def run_benchmark(
             thread count or an OUT that is not a .json file.
     """
     from agfnet.benchmark.report import write_markdown
-    from agfnet.cli._common import write_json
+    from agfnet.fileio import write_json
 
     out = Path(out)
     if out.suffix != ".json":

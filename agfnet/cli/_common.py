@@ -6,15 +6,15 @@ Only the standard library and typer here: this module is imported by `agfnet --h
 from __future__ import annotations
 
 import functools
-import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 
 from agfnet.errors import UserError
+from agfnet.fileio import write_json
+
+__all__ = ["MC_OPTION", "SEED_OPTION", "TTA_OPTION", "cli_command", "write_json"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,10 +36,19 @@ def cli_command(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write `obj` as indented JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+# Options shared by `agfnet evaluate` and `agfnet predict` (agfnet.inference.stochastic).
+MC_OPTION: Any = typer.Option(
+    0,
+    "--mc",
+    min=0,
+    help="Monte-Carlo dropout: average N passes with the model's dropout on and report "
+    "their spread (a checkpoint trained with dropout).",
+)
+TTA_OPTION: Any = typer.Option(
+    0,
+    "--tta",
+    min=0,
+    help="Test-time augmentation: average N passes over flipped/cropped views and report "
+    "their spread.",
+)
+SEED_OPTION: Any = typer.Option(0, "--seed", min=0, help="Seed of --mc / --tta.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from agfnet.cli import (
+    analyze,
     benchmark,
     data_commands,
     evaluate,
@@ -49,6 +50,7 @@ app.command("predict")(cli_command(predict.predict))
 app.command("export")(cli_command(predict.export))
 app.command("explain")(cli_command(explain.explain))
 app.command("robustness")(cli_command(robustness.robustness))
+app.command("analyze")(cli_command(analyze.analyze))
 app.command("serve")(cli_command(serve.serve))
 app.command("benchmark")(cli_command(benchmark.benchmark))
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from agfnet.cli._common import MC_OPTION, SEED_OPTION, TTA_OPTION
 from agfnet.errors import UserError
 
 
@@ -47,6 +48,14 @@ def _table(predictor: Any, result: Any) -> str:
         f"uncertainty: entropy {u.entropy:.3f} nats, normalised {u.normalized_entropy:.3f} "
         "(0 = certain, 1 = uniform)",
     ]
+    if result.spread is not None:
+        s = result.spread
+        method = "MC dropout" if s["method"] == "mc" else "test-time augmentation"
+        lines.append(
+            f"spread over {s['passes']} passes ({method}): probability of {result.prediction} "
+            f"+- {s['std'][result.prediction]:.3f}, mutual information "
+            f"{s['mutual_information']:.3f} nats (0 = the passes agree)"
+        )
     return "\n".join(lines)
 
 
@@ -124,6 +133,9 @@ def predict(
         help="Write Grad-CAM overlays of the predicted class (<modality>_cam.png) and "
         "explanation.json to this folder (--checkpoint and a pair only).",
     ),
+    mc: int = MC_OPTION,
+    tta: int = TTA_OPTION,
+    seed: int = SEED_OPTION,
 ) -> None:
     """Diagnose a clinical + ultrasound pair, or every row of a manifest.
 
@@ -132,7 +144,9 @@ def predict(
     0.5 > low) and the modalities used. One image may be left out only for a model trained
     with modality dropout (or the other image of a single-modality model). With --data,
     writes --out CSV (row, lesion_id, prediction, prob_<class>..., entropy, modalities).
-    With --cam DIR, also writes Grad-CAM overlays of the predicted class there.
+    With --cam DIR, also writes Grad-CAM overlays of the predicted class there. With
+    --mc N or --tta N, the probabilities are the mean of N passes and their spread
+    (standard deviation, mutual information) is reported too.
 
     Example: agfnet predict --checkpoint best.ckpt --clinical c.jpg --ultrasound u.png --json
     """
@@ -146,7 +160,11 @@ def predict(
         raise UserError(f"--batch-size {batch_size}: use at least 1")
     if cam is not None and (onnx is not None or data is not None):
         raise UserError("--cam needs --checkpoint and one pair (not --onnx, not --data)")
+    from agfnet.inference.stochastic import parse_sampling
+
+    sampling = parse_sampling(mc, tta, seed)
     predictor = _open_predictor(checkpoint, onnx, device)
+    predictor.sampling = sampling
     if data is not None:
         _predict_manifest(predictor, data, out, batch_size, as_json)
         return

@@ -64,7 +64,8 @@ class DataSection(_Section):
 
     img_size: PositiveInt | None = None  # None: the model's `default_img_size`
     batch_size: PositiveInt = 32
-    num_workers: NonNegativeInt = 0
+    # Loader processes; "auto": one per usable CPU core, at most MAX_AUTO_WORKERS.
+    num_workers: NonNegativeInt | Literal["auto"] = 0
     val_fraction: float = Field(0.2, gt=0.0, le=0.5)
     classes: list[str] | None = None  # class order; None: sorted label names
     # Fields of `agfnet.data.TransformConfig` (augmentation, normalisation) but img_size.
@@ -163,6 +164,22 @@ class TrainConfig(_Section):
     loss: LossSection = Field(default_factory=LossSection)
     monitor: MonitorSection = Field(default_factory=MonitorSection)
     trainer: TrainerSection = Field(default_factory=TrainerSection)
+
+
+#: Most loader processes `data.num_workers: auto` starts.
+MAX_AUTO_WORKERS = 16
+
+
+def resolve_num_workers(value: int | str) -> int:
+    """`data.num_workers` as a number: "auto" is one worker per usable CPU core (the
+    cores this process may run on), at most `MAX_AUTO_WORKERS`."""
+    if value != "auto":
+        return int(value)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_AUTO_WORKERS))
 
 
 # Command-line shortcut flags and the dotted keys they set.

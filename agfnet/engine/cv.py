@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agfnet.cli._common import write_json
 from agfnet.engine.config import TrainConfig, config_hash, load_config
 from agfnet.engine.train import CONFIG_FILE, Split, fit, holdout, read_data
 from agfnet.errors import UserError
+from agfnet.fileio import write_json
 
 log = logging.getLogger(__name__)
 

@@ -116,7 +116,7 @@ def run_demo(out: str | Path = "demo", *, quick: bool = False) -> DemoResult:
     seconds = time.monotonic() - start
     bayes = {k: float(v) for k, v in meta["bayes_accuracy"].items()}
     index = out / "index.md"
-    from agfnet.evaluation.report import atomic_write_text
+    from agfnet.fileio import atomic_write_text
 
     atomic_write_text(index, _index_markdown(result, bayes, size, seconds, quick))
     return DemoResult(index, result, bayes, seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,15 @@ class Predictions:
         labels: int64 (N,) class indices (-1 where a row has no label).
         rows: the 1-based manifest row numbers.
         lesion_ids: the manifest `lesion_id` of each row ("" when absent).
+        pass_logits: float64 (T, N, K) raw logits of each stochastic pass (`--mc` /
+            `--tta`), None for one pass; `logits` is then their mean.
     """
 
     logits: np.ndarray
     labels: np.ndarray
     rows: list[int]
     lesion_ids: list[str]
+    pass_logits: np.ndarray | None = None
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -50,6 +54,17 @@ def resolve_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _forward_logits(
+    model: torch.nn.Module,
+    device: str | torch.device,
+    present: torch.Tensor,
+    clinical: torch.Tensor,
+    ultrasound: torch.Tensor,
+) -> np.ndarray:
+    out = model.forward_output(clinical.to(device), ultrasound.to(device), present=present)
+    return out.logits.double().cpu().numpy()
 
 
 @torch.no_grad()
@@ -61,6 +76,7 @@ def predict(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = False,
+    sampling: Any = None,
 ) -> Predictions:
     """Run a network over every sample of a `PairedLesionDataset`.
 
@@ -72,10 +88,14 @@ def predict(
         device: where to run.
         num_workers: loader workers.
         progress: show a progress bar.
+        sampling: an `agfnet.inference.stochastic.Sampling` (MC dropout or test-time
+            augmentation) for several passes per batch; None for one.
 
     Returns:
-        `Predictions` with logits (N, K).
+        `Predictions` with logits (N, K) (and pass_logits (T, N, K) with `sampling`).
     """
+    from agfnet.inference.stochastic import sample_logits
+
     model = model.to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     logits, labels, rows, lesion_ids = [], [], [], []
@@ -84,20 +104,22 @@ def predict(
 
         loader = track(loader, description="predicting", total=len(loader))
     for batch in loader:
-        out = model.forward_output(
-            batch["clinical"].to(device),
-            batch["ultrasound"].to(device),
-            present=batch["present"].to(device),
-        )
-        logits.append(out.logits.float().cpu())
+        run = partial(_forward_logits, model, device, batch["present"].to(device))
+        clinical, ultrasound = batch["clinical"], batch["ultrasound"]
+        if sampling is None:
+            logits.append(run(clinical, ultrasound)[None])
+        else:
+            logits.append(sample_logits(run, clinical, ultrasound, sampling, model))
         labels.append(batch["label"])
         rows += [int(r) for r in batch["row"]]
         lesion_ids += [str(s) for s in batch["lesion_id"]]
+    stack = np.concatenate(logits, axis=1)
     return Predictions(
-        logits=torch.cat(logits).double().numpy(),
+        logits=stack.mean(axis=0),
         labels=torch.cat(labels).long().numpy(),
         rows=rows,
         lesion_ids=lesion_ids,
+        pass_logits=stack if sampling is not None else None,
     )
 
 
@@ -135,11 +157,16 @@ def evaluate_model(
     batch_size: int = 64,
     device: str | None = None,
     progress: bool = False,
+    sampling: Any = None,
 ) -> dict[str, Any]:
     """Evaluate a loaded model on some manifest rows and write the evaluation folder.
 
     The checkpoint's temperature is applied to the reported probabilities; the metrics
-    of the raw model (temperature 1) are kept under `uncalibrated`.
+    of the raw model (temperature 1) are kept under `uncalibrated`. With `sampling`
+    (MC dropout or test-time augmentation), the probabilities are the mean over the
+    passes of softmax(logits / T); metrics.json gains `sampling` (method, passes, seed,
+    mean mutual information and spread, also split by correct and wrong predictions) and
+    predictions.csv the columns mutual_information and std_prediction.
 
     Args:
         model: the network from `load_model`.
@@ -151,6 +178,7 @@ def evaluate_model(
         batch_size: inference batch size.
         device: where to run; None picks a GPU when present.
         progress: show a progress bar.
+        sampling: an `agfnet.inference.stochastic.Sampling`, or None for one pass.
 
     Returns:
         The metrics dict written to metrics.json.
@@ -163,25 +191,74 @@ def evaluate_model(
     transform = build_transforms(TransformConfig(**info.transform), train=False)
     dataset = PairedLesionDataset(manifest, indices=list(positions), transform=transform)
     preds = predict(
-        model, dataset, batch_size=batch_size, device=resolve_device(device), progress=progress
+        model,
+        dataset,
+        batch_size=batch_size,
+        device=resolve_device(device),
+        progress=progress,
+        sampling=sampling,
     )
+
+    def probabilities(temperature: float) -> np.ndarray:
+        if preds.pass_logits is None:
+            return apply_temperature(preds.logits, temperature)
+        return apply_temperature(preds.pass_logits, temperature).mean(axis=0)
+
     extra: dict[str, Any] = {"temperature": info.temperature, "checkpoint": info.path}
+    probs = probabilities(info.temperature)
+    columns: dict[str, np.ndarray] = {}
+    if preds.pass_logits is not None:
+        extra["sampling"], columns = _spread(
+            apply_temperature(preds.pass_logits, info.temperature), preds.labels, sampling
+        )
     if len(set(preds.labels.tolist()) - {-1}) >= 2:  # else write_evaluation notes why not
         labeled = preds.labels >= 0
-        raw = compute_metrics(
-            preds.labels[labeled], apply_temperature(preds.logits[labeled], 1.0), info.classes
-        )
+        raw = compute_metrics(preds.labels[labeled], probabilities(1.0)[labeled], info.classes)
         extra["uncalibrated"] = {k: raw[k] for k in HEADLINE_KEYS}
     return write_evaluation(
         Path(out),
         rows=preds.rows,
         labels=preds.labels,
-        probs=apply_temperature(preds.logits, info.temperature),
+        probs=probs,
         classes=info.classes,
         lesion_ids=preds.lesion_ids,
         title=title,
         extra=extra,
+        columns=columns,
     )
+
+
+def _spread(
+    pass_probs: np.ndarray, labels: np.ndarray, sampling: Any
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """metrics.json's `sampling` block and predictions.csv's spread columns.
+
+    Args:
+        pass_probs: float (T, N, K) calibrated probabilities of every pass.
+        labels: (N,) class indices, -1 where unlabeled.
+        sampling: the `Sampling` that made the passes.
+
+    Returns:
+        ({method, passes, seed, mean_mutual_information, mean_std_prediction, and per
+        correct/wrong labeled rows mean_mutual_information_correct/_wrong}, {column: (N,)}).
+    """
+    from agfnet.evaluation.uncertainty import summarize_passes
+
+    summary = summarize_passes(pass_probs)
+    predicted = summary.mean.argmax(axis=1)
+    std_prediction = summary.std[np.arange(len(predicted)), predicted]
+    mi = summary.mutual_information
+    block: dict[str, Any] = {
+        **sampling.to_dict(),
+        "mean_mutual_information": float(mi.mean()),
+        "mean_std_prediction": float(std_prediction.mean()),
+    }
+    labeled = labels >= 0
+    correct = labeled & (predicted == labels)
+    wrong = labeled & (predicted != labels)
+    for name, mask in (("correct", correct), ("wrong", wrong)):
+        block[f"mean_mutual_information_{name}"] = float(mi[mask].mean()) if mask.any() else None
+    return block, {"mutual_information": mi, "std_prediction": std_prediction}
 
 
 def evaluate_checkpoint(
@@ -193,6 +270,7 @@ def evaluate_checkpoint(
     batch_size: int = 64,
     device: str | None = None,
     progress: bool = False,
+    sampling: Any = None,
 ) -> dict[str, Any]:
     """Evaluate a trained checkpoint on a manifest (the `agfnet evaluate` command).
 
@@ -205,6 +283,8 @@ def evaluate_checkpoint(
         batch_size: inference batch size.
         device: where to run; None picks a GPU when present.
         progress: show a progress bar.
+        sampling: an `agfnet.inference.stochastic.Sampling` (`--mc N` / `--tta N`), or
+            None for one deterministic pass.
 
     Returns:
         The metrics dict written to OUT/metrics.json.
@@ -234,4 +314,5 @@ def evaluate_checkpoint(
         batch_size=batch_size,
         device=device,
         progress=progress,
+        sampling=sampling,
     )

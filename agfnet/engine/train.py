@@ -16,9 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import agfnet
-from agfnet.cli._common import write_json
-from agfnet.engine.config import TrainConfig, config_hash, load_config, save_config
+from agfnet.engine.config import (
+    TrainConfig,
+    config_hash,
+    load_config,
+    resolve_num_workers,
+    save_config,
+)
 from agfnet.errors import UserError
+from agfnet.fileio import write_json
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +370,7 @@ def fit(
         split.val,
         transform,
         batch_size=config.data.batch_size,
-        num_workers=config.data.num_workers,
+        num_workers=resolve_num_workers(config.data.num_workers),
         seed=config.seed,
     )
     best_checkpointer = ModelCheckpoint(

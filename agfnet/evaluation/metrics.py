@@ -35,6 +35,8 @@ from agfnet.evaluation.selective import accuracy_at_coverage, aurc
 from agfnet.evaluation.uncertainty import predictive_entropy
 
 ECE_BINS = 15
+# Decimals of the entropy ranked by error_detection_auroc (ties closer than this).
+ENTROPY_DECIMALS = 6
 SELECTIVE_COVERAGE = 0.9
 # Rows of `probs` must sum to 1 within this: loose enough for float16 softmax outputs,
 # tight enough to catch logits or unnormalised scores.
@@ -150,6 +152,19 @@ def _per_class_stats(y: torch.Tensor, p: torch.Tensor, k: int) -> dict[str, np.n
     }
 
 
+def _error_auroc(entropy: np.ndarray, correct: np.ndarray) -> float | None:
+    """ROC AUC of `entropy` as a detector of wrong predictions; None without both kinds.
+
+    Entropies are rounded to 1e-6 nats first, so that two rows with the same
+    probabilities in another order (whose entropies differ in the last bits) tie.
+    """
+    if correct.all() or not correct.any():
+        return None
+    score = torch.from_numpy(np.round(entropy, ENTROPY_DECIMALS))
+    auc = tmc.binary_auroc(score, torch.from_numpy(~correct).long())
+    return finite_or_none(float(auc))
+
+
 def compute_metrics(
     labels: np.ndarray | Sequence[int], probs: np.ndarray, classes: Sequence[str]
 ) -> dict[str, Any]:
@@ -163,7 +178,10 @@ def compute_metrics(
     Returns:
         A JSON-serialisable dict with n, classes, accuracy, balanced_accuracy, macro_f1,
         macro_auc, kappa, ece, nll, brier, aurc, accuracy_at_90_coverage, mean_confidence,
-        mean_entropy, per_class {name: sensitivity, specificity, precision, f1, auc,
+        mean_entropy, mean_entropy_correct, mean_entropy_wrong (None without such rows),
+        error_detection_auroc (ROC AUC of the entropy as a score for "this prediction is
+        wrong"; 0.5 is chance; None when every prediction is right or every one wrong),
+        per_class {name: sensitivity, specificity, precision, f1, auc,
         support}, confusion_matrix (K x K, rows true, columns predicted) and
         reliability_bins (15 dicts, see `calibration.reliability_bins`).
 
@@ -204,6 +222,7 @@ def compute_metrics(
     }
     confidence = p.max(axis=1)
     correct = p.argmax(axis=1) == y
+    entropy = predictive_entropy(p)
     return {
         "n": int(y.size),
         "classes": names,
@@ -220,7 +239,10 @@ def compute_metrics(
         "aurc": aurc(confidence, correct),
         "accuracy_at_90_coverage": accuracy_at_coverage(confidence, correct, SELECTIVE_COVERAGE),
         "mean_confidence": float(confidence.mean()),
-        "mean_entropy": float(predictive_entropy(p).mean()),
+        "mean_entropy": float(entropy.mean()),
+        "mean_entropy_correct": float(entropy[correct].mean()) if correct.any() else None,
+        "mean_entropy_wrong": float(entropy[~correct].mean()) if not correct.all() else None,
+        "error_detection_auroc": _error_auroc(entropy, correct),
         "per_class": per_class,
         "confusion_matrix": cm.astype(int).tolist(),
         "reliability_bins": reliability_bins(y, p, ECE_BINS),

@@ -32,28 +32,10 @@ HEADLINE = (
     ("aurc", "area under the risk-coverage curve (lower is better)"),
     ("accuracy_at_90_coverage", "accuracy on the 90% most confident"),
     ("mean_entropy", "mean predictive entropy, nats"),
+    ("mean_entropy_correct", "... of the correct predictions"),
+    ("mean_entropy_wrong", "... of the wrong predictions"),
+    ("error_detection_auroc", "ROC AUC of entropy for spotting wrong predictions (0.5 chance)"),
 )
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` through a temporary file and `os.replace`.
-
-    Args:
-        path: destination; its folder is created if needed.
-        text: the content.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -76,7 +58,9 @@ def _predictions_csv(
     labels: np.ndarray,
     probs: np.ndarray,
     classes: Sequence[str],
+    columns: Mapping[str, np.ndarray] | None = None,
 ) -> str:
+    columns = dict(columns or {})
     prediction = probs.argmax(axis=1)
     confidence = probs.max(axis=1)
     entropy = predictive_entropy(probs)
@@ -92,6 +76,7 @@ def _predictions_csv(
             *(f"prob_{c}" for c in classes),
             "confidence",
             "entropy",
+            *columns,
         ]
     )
     for i in range(labels.size):
@@ -104,6 +89,7 @@ def _predictions_csv(
                 *(f"{v:.6f}" for v in probs[i]),
                 f"{confidence[i]:.6f}",
                 f"{entropy[i]:.6f}",
+                *(f"{float(v[i]):.6f}" for v in columns.values()),
             ]
         )
     return buffer.getvalue()
@@ -172,6 +158,7 @@ def write_evaluation(
     lesion_ids: Sequence[str] | None = None,
     title: str = "",
     extra: Mapping[str, Any] | None = None,
+    columns: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Evaluate predictions and write the evaluation folder.
 
@@ -193,6 +180,8 @@ def write_evaluation(
         title: heading of report.md.
         extra: JSON-serialisable entries merged into metrics.json (e.g. temperature,
             checkpoint, metrics before calibration); may not reuse a metric key.
+        columns: extra per-row columns of predictions.csv, name -> float (N,) (e.g. the
+            spread of stochastic passes).
 
     Returns:
         The dict written to metrics.json.
@@ -206,6 +195,11 @@ def write_evaluation(
     rows = list(rows)
     if len(rows) != y.size:
         raise ValueError(f"rows has {len(rows)} entries but there are {y.size} predictions")
+    for name, values in (columns or {}).items():
+        if len(values) != y.size:
+            raise ValueError(
+                f"column {name!r} has {len(values)} entries but there are {y.size} predictions"
+            )
     if lesion_ids is not None:
         lesion_ids = [str(v) for v in lesion_ids]
         if len(lesion_ids) != y.size:
@@ -242,7 +236,9 @@ def write_evaluation(
             json.dumps(metrics, indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
         (stage / "predictions.csv").write_text(
-            _predictions_csv(rows, lesion_ids, y, p, names), encoding="utf-8", newline=""
+            _predictions_csv(rows, lesion_ids, y, p, names, columns),
+            encoding="utf-8",
+            newline="",
         )
         (stage / "report.md").write_text(_report_markdown(metrics, title, extra), encoding="utf-8")
         if "note" not in metrics:

@@ -30,6 +30,7 @@ from agfnet.data.manifest import MODALITIES
 from agfnet.errors import UserError
 from agfnet.evaluation.corruptions import CORRUPTIONS, FAMILIES, MAX_SEVERITY, row_rng
 from agfnet.evaluation.metrics import to_jsonable
+from agfnet.progress import StepBar
 
 __all__ = [
     "METRIC_KEYS",
@@ -437,29 +438,19 @@ def evaluate_robustness(
     }
     records: list[dict[str, Any]] = []
     clean_prediction = None
-    bar = None
-    if progress:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        bar = Progress(console=Console(stderr=True), transient=True)
-        bar.start()
-        task = bar.add_task("robustness", total=len(conditions))
+    bar = StepBar("robustness", len(conditions), enabled=progress).start()
     try:
         for condition in conditions:
-            if bar is not None:
-                bar.update(task, description=f"robustness: {condition.name}")
+            bar.describe(f"robustness: {condition.name}")
             record, prediction = _run_condition(
                 model, info, manifest, positions, condition, clean_prediction, **common
             )
             if condition.family == "clean":
                 clean_prediction = prediction
             records.append(record)
-            if bar is not None:
-                bar.advance(task)
+            bar.advance()
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.stop()
     clean = {k: records[0][k] for k in ("n", *METRIC_KEYS)}
     return {
         "checkpoint": info.path,

@@ -21,7 +21,7 @@ from scipy import stats
 
 from agfnet.evaluation.metrics import finite_or_none
 from agfnet.evaluation.plots import plot_comparison
-from agfnet.evaluation.report import atomic_write_text
+from agfnet.fileio import atomic_write_text
 
 DEFAULT_METRICS = (
     "accuracy",
@@ -126,11 +126,12 @@ def paired_tests(
     return result
 
 
-def _pm(summary: Mapping[str, Any]) -> str:
+def format_mean_std(summary: Mapping[str, Any], digits: int = 4) -> str:
+    """ "mean ± std" of a `summarize_folds` entry ("n/a" where undefined)."""
     if summary["mean"] is None:
         return "n/a"
-    std = "n/a" if summary["std"] is None else f"{summary['std']:.4f}"
-    return f"{summary['mean']:.4f} ± {std}"
+    std = "n/a" if summary["std"] is None else f"{summary['std']:.{digits}f}"
+    return f"{summary['mean']:.{digits}f} ± {std}"
 
 
 def _p(value: float | None) -> str:
@@ -210,7 +211,7 @@ def comparison_table(
     lines = ["Mean ± standard deviation over folds (↑ higher is better, ↓ lower is better).", ""]
     lines += ["| model | folds | " + " | ".join(arrows) + " |", "|" + " --- |" * (len(metrics) + 2)]
     for model in models:
-        cells = [_pm(summaries[model][m]) for m in metrics]
+        cells = [format_mean_std(summaries[model][m]) for m in metrics]
         lines.append(f"| {model} | {len(results[model])} | " + " | ".join(cells) + " |")
     notes = sorted(
         {n for by_metric in tests.values() for t in by_metric.values() for n in t["notes"]}

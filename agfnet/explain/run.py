@@ -18,6 +18,7 @@ from agfnet.explain.cam import METHODS, attention_maps, explain_pair, layer_name
 from agfnet.explain.focus import focus_scores, load_mask, mean_scores, resize_mask
 from agfnet.explain.overlay import denormalise, write_overlay
 from agfnet.models.output import MODALITIES
+from agfnet.progress import StepBar
 
 __all__ = ["KIND_LABELS", "find_masks", "run_explain"]
 
@@ -311,6 +312,7 @@ def run_explain(
     batch_size: int = 8,
     device: str | None = None,
     progress: bool = False,
+    positions: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Explain a checkpoint's predictions on the first `n` rows of a manifest split.
 
@@ -339,6 +341,9 @@ def run_explain(
         batch_size: rows explained per pass.
         device: "cpu", "cuda", ...; None picks a GPU when present.
         progress: show a progress bar.
+        positions: explain these rows (positions in the manifest's rows, e.g. a
+            cross-validation fold's test rows) instead of those of `split`; still the
+            first `n`.
 
     Returns:
         The focus.json content without its per-row list: settings, `focus` (kind ->
@@ -350,13 +355,13 @@ def run_explain(
     """
     from torch.utils.data import DataLoader
 
-    from agfnet.cli._common import write_json
     from agfnet.data import PairedLesionDataset, TransformConfig, build_transforms, read_manifest
     from agfnet.data.manifest import write_rows_csv
     from agfnet.engine.checkpoint import load_model
     from agfnet.engine.evaluate import resolve_device, split_positions
     from agfnet.engine.train import check_modalities
     from agfnet.evaluation.calibration import apply_temperature
+    from agfnet.fileio import write_json
 
     kinds = _parse_method(method, attention)
     if n < 1 or batch_size < 1:
@@ -370,7 +375,8 @@ def run_explain(
     manifest = read_manifest(
         data, classes=info.classes, require_labels=False, allow_missing_modality=True
     )
-    positions = split_positions(manifest, split)[:n]
+    chosen = split_positions(manifest, split) if positions is None else list(positions)
+    positions = chosen[:n]
     check_modalities(manifest, positions, model)
     transform = TransformConfig(**info.transform)
     dataset = PairedLesionDataset(
@@ -387,14 +393,7 @@ def run_explain(
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "overlays").mkdir(parents=True)
     records: list[dict[str, Any]] = []
-    bar = None
-    if progress:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        bar = Progress(console=Console(stderr=True), transient=True)
-        bar.start()
-        task = bar.add_task("explaining", total=len(dataset))
+    bar = StepBar("explaining", len(dataset), enabled=progress).start()
     try:
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             images = (batch["clinical"], batch["ultrasound"])
@@ -423,8 +422,7 @@ def run_explain(
                         stats,
                     )
                 )
-                if bar is not None:
-                    bar.advance(task)
+                bar.advance()
         has_mask = {m: sum(r["has_mask"][m] for r in records) for m in MODALITIES}
         focus = {
             k: {
@@ -462,6 +460,5 @@ def run_explain(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.stop()
     return summary

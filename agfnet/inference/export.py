@@ -274,7 +274,7 @@ def export_onnx(
     """
     import onnx
 
-    from agfnet.cli._common import write_json
+    from agfnet.fileio import write_json
     from agfnet.inference.predictor import load_checkpoint
 
     out = Path(out)

@@ -102,7 +102,12 @@ class Prediction:
         prediction: the most probable class.
         uncertainty: entropy, normalised entropy, max probability and certainty level.
         modalities: {"clinical": bool, "ultrasound": bool}: which images the model used.
-        logits: the raw logits (no temperature), in class order.
+        logits: the raw logits (no temperature), in class order; with several passes,
+            their mean.
+        spread: with `--mc N` / `--tta N` (`PredictorBase.sampling`), how the passes
+            differ: {"method", "passes", "seed", "std": {class: standard deviation of its
+            probability over the passes}, "mutual_information": nats (0 when every pass
+            agrees)}; None for one pass. `probabilities` are then the mean over passes.
     """
 
     probabilities: dict[str, float]
@@ -110,6 +115,7 @@ class Prediction:
     uncertainty: Uncertainty
     modalities: dict[str, bool]
     logits: tuple[float, ...]
+    spread: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of `agfnet predict --json` and of the web API.
@@ -117,14 +123,17 @@ class Prediction:
         Returns:
             {"probabilities": {class: p}, "prediction": class, "uncertainty": {entropy,
             normalized_entropy, max_probability, certainty}, "modalities": {clinical: bool,
-            ultrasound: bool}}.
+            ultrasound: bool}}, plus "spread" (see the attribute) with several passes.
         """
-        return {
+        out = {
             "probabilities": dict(self.probabilities),
             "prediction": self.prediction,
             "uncertainty": self.uncertainty.to_dict(),
             "modalities": dict(self.modalities),
         }
+        if self.spread is not None:
+            out["spread"] = {**self.spread, "std": dict(self.spread["std"])}
+        return out
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,7 @@ class Explanation:
         Returns:
             name -> path of every file written.
         """
-        from agfnet.cli._common import write_json
+        from agfnet.fileio import write_json
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -303,7 +312,12 @@ class PredictorBase:
         reads: the modalities the network reads.
         supports_missing: whether a pair with one image missing can be diagnosed.
         source: the checkpoint or ONNX file, for messages.
+        sampling: None for one deterministic pass, or a `Sampling` (Monte-Carlo dropout
+            or test-time augmentation, `agfnet.inference.stochastic`): every prediction
+            is then the mean of several passes and carries their spread.
     """
+
+    sampling: Any = None
 
     classes: list[str]
     model_name: str
@@ -452,10 +466,14 @@ class PredictorBase:
         from agfnet.evaluation.calibration import apply_temperature
 
         self.check_modalities(present.numpy(), where)
-        logits, used = self.forward(clinical, ultrasound, present)
-        probs = apply_temperature(logits, self.temperature)
+        spreads: list[dict[str, Any] | None] = [None] * len(clinical)
+        if self.sampling is None:
+            logits, used = self.forward(clinical, ultrasound, present)
+            probs = apply_temperature(logits, self.temperature)
+        else:
+            logits, probs, used, spreads = self._sample(clinical, ultrasound, present)
         out = []
-        for z, p, u in zip(logits, probs, used, strict=True):
+        for z, p, u, spread in zip(logits, probs, used, spreads, strict=True):
             out.append(
                 Prediction(
                     probabilities={c: float(v) for c, v in zip(self.classes, p, strict=True)},
@@ -463,9 +481,50 @@ class PredictorBase:
                     uncertainty=summarize_uncertainty(p),
                     modalities={m: bool(b) for m, b in zip(MODALITIES, u, strict=True)},
                     logits=tuple(float(v) for v in z),
+                    spread=spread,
                 )
             )
         return out
+
+    def mc_model(self) -> torch.nn.Module | None:
+        """The PyTorch network whose dropout `--mc` samples; None where there is none."""
+        return None
+
+    def _sample(
+        self, clinical: torch.Tensor, ultrasound: torch.Tensor, present: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Mean logits, mean calibrated probabilities, modalities used and per-pair spread
+        over the passes of `self.sampling`."""
+        from agfnet.evaluation.calibration import apply_temperature
+        from agfnet.evaluation.uncertainty import summarize_passes
+        from agfnet.inference.stochastic import sample_logits
+
+        used_by_pass: list[np.ndarray] = []
+
+        def run(c: torch.Tensor, u: torch.Tensor) -> np.ndarray:
+            z, used = self.forward(c, u, present)
+            used_by_pass.append(used)
+            return z
+
+        stack = sample_logits(
+            run,
+            clinical,
+            ultrasound,
+            self.sampling,
+            model=self.mc_model(),
+            name=f"{self.model_name} ({self.source})",
+        )
+        summary = summarize_passes(apply_temperature(stack, self.temperature))
+        head = self.sampling.to_dict()
+        spreads = [
+            {
+                **head,
+                "std": {c: float(v) for c, v in zip(self.classes, std, strict=True)},
+                "mutual_information": float(mi),
+            }
+            for std, mi in zip(summary.std, summary.mutual_information, strict=True)
+        ]
+        return stack.mean(axis=0), summary.mean, used_by_pass[0], spreads
 
     def predict(self, clinical: ImageInput = None, ultrasound: ImageInput = None) -> Prediction:
         """Diagnose one pair.
@@ -744,6 +803,10 @@ class Predictor(PredictorBase):
             images={m: images[MODALITIES.index(m)] for m in used},
         )
 
+    def mc_model(self) -> torch.nn.Module:
+        """See `PredictorBase.mc_model`: the checkpoint's network."""
+        return self.model
+
     @torch.no_grad()
     def forward(
         self, clinical: torch.Tensor, ultrasound: torch.Tensor, present: torch.Tensor
@@ -762,7 +825,9 @@ def write_predictions_csv(
 
     Columns: row (1-based manifest row), lesion_id, prediction, prob_<class> per class,
     entropy (nats), modalities ("clinical+ultrasound", "clinical" or "ultrasound": the
-    images the prediction used).
+    images the prediction used); with several passes (`--mc` / `--tta`) also
+    mutual_information (nats) and std_prediction (the predicted class's probability's
+    standard deviation over the passes).
 
     Args:
         path: the CSV to write.
@@ -776,6 +841,8 @@ def write_predictions_csv(
     try:
         with open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
+            sampled = any(pred.spread is not None for pred in predictions)
+            spread_columns = ["mutual_information", "std_prediction"] if sampled else []
             writer.writerow(
                 [
                     "row",
@@ -784,10 +851,19 @@ def write_predictions_csv(
                     *(f"prob_{c}" for c in classes),
                     "entropy",
                     "modalities",
+                    *spread_columns,
                 ]
             )
             for row, pred in zip(manifest.rows, predictions, strict=True):
                 used = "+".join(m for m in MODALITIES if pred.modalities[m])
+                spread = (
+                    [
+                        f"{pred.spread['mutual_information']:.6f}",
+                        f"{pred.spread['std'][pred.prediction]:.6f}",
+                    ]
+                    if sampled and pred.spread is not None
+                    else [""] * len(spread_columns)
+                )
                 writer.writerow(
                     [
                         row.row,
@@ -796,6 +872,7 @@ def write_predictions_csv(
                         *(f"{pred.probabilities[c]:.6f}" for c in classes),
                         f"{pred.uncertainty.entropy:.6f}",
                         used,
+                        *spread,
                     ]
                 )
         os.replace(tmp, path)

@@ -160,3 +160,18 @@ def test_valid_keys_cover_every_leaf() -> None:
     leaves = [f"{s}.{k}" for s, sub in dumped.items() if isinstance(sub, dict) for k in sub]
     for leaf in leaves:
         assert leaf in keys or f"{leaf}.<key>" in keys
+
+
+def test_num_workers_auto_is_one_per_usable_core(monkeypatch) -> None:
+    import os
+
+    from agfnet.engine.config import MAX_AUTO_WORKERS, load_config, resolve_num_workers
+
+    assert load_config("paper").data.num_workers == "auto"
+    assert resolve_num_workers(3) == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)), raising=False)
+    assert resolve_num_workers("auto") == 6
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert resolve_num_workers("auto") == MAX_AUTO_WORKERS
+    with pytest.raises(UserError, match="num_workers"):
+        load_config("paper", ["data.num_workers=many"])

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn import metrics as skm
 
-from agfnet.evaluation.metrics import compute_metrics
+from agfnet.evaluation.metrics import ENTROPY_DECIMALS, compute_metrics
 
 REQUIRED_KEYS = {
     "accuracy",
@@ -79,6 +79,18 @@ def _assert_matches_sklearn(labels: np.ndarray, probs: np.ndarray) -> None:
         assert pc["precision"] == expected_precision
         assert pc["f1"] == pytest.approx(f1[c], abs=TOL)
         assert pc["auc"] == pytest.approx(skm.roc_auc_score(labels == c, probs[:, c]), abs=TOL)
+    # Entropy of correct and of wrong predictions, and how well it flags the wrong ones.
+    entropy = -(probs * np.log(np.where(probs > 0, probs, 1))).sum(axis=1)
+    wrong = pred != labels
+    for key, rows in (("mean_entropy_correct", ~wrong), ("mean_entropy_wrong", wrong)):
+        expected = pytest.approx(entropy[rows].mean(), abs=TOL) if rows.any() else None
+        assert m[key] == expected
+    if wrong.any() and not wrong.all():
+        assert m["error_detection_auroc"] == pytest.approx(
+            skm.roc_auc_score(wrong, np.round(entropy, ENTROPY_DECIMALS)), abs=1e-5
+        )
+    else:
+        assert m["error_detection_auroc"] is None
 
 
 @pytest.mark.parametrize(("seed", "n", "k"), [(0, 60, 3), (1, 97, 5), (2, 40, 7)])
