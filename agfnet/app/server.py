@@ -38,6 +38,7 @@ from pydantic import BaseModel
 
 from agfnet.app.settings import AppSettings
 from agfnet.app.uploads import ApiError, Upload, read_uploads
+from agfnet.data.io import IMAGE_SUFFIXES
 from agfnet.errors import UserError
 from agfnet.inference import Predictor
 from agfnet.inference.predictor import MODALITIES, to_pil
@@ -59,7 +60,8 @@ STATIC = Path(__file__).with_name("static")
 
 #: File suffixes the page offers (those `agfnet.data.read_image` documents). Only a hint
 #: for the browser: the server decides by decoding the file, whatever its name.
-ACCEPTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
+# The file types `agfnet.data.read_image` reads, for the page's file pickers.
+ACCEPTED_SUFFIXES = tuple(sorted(IMAGE_SUFFIXES))
 
 #: The Grad-CAM method of the overlays.
 CAM_METHOD = "gradcam"

@@ -30,7 +30,7 @@ from agfnet.benchmark.common import (
     resolve_device,
     spread,
 )
-from agfnet.models.complexity import _CUSTOM
+from agfnet.models.complexity import CUSTOM_FLOP_FORMULAS
 
 __all__ = ["FLOP_RULES", "count_train_step_flops", "measure_flops", "measure_matmul"]
 
@@ -44,7 +44,7 @@ def _cpu_sdpa_backward_flop(
 
 
 FLOP_RULES = {
-    **_CUSTOM,
+    **CUSTOM_FLOP_FORMULAS,
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward_flop,
 }
 

@@ -6,8 +6,7 @@ Names are imported lazily (PEP 562), so `import agfnet.data.manifest` or
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from agfnet._lazy import lazy_exports
 
 _EXPORTS = {
     "read_image": "io",
@@ -32,13 +31,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'agfnet.data' has no attribute '{name}'")
-    return getattr(importlib.import_module(f"agfnet.data.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,18 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "unsupported global" not in str(err).lower():  # not a pickled object: garbage
+            raise UserError(
+                f"checkpoint {path} cannot be read (it does not unpickle as plain tensors "
+                "and values); it is truncated or not an agfnet checkpoint"
+            ) from None
+        raise UserError(
+            f"{path} is not a safe agfnet checkpoint: it holds pickled Python objects "
+            "(which could run code when loaded), and agfnet only loads plain tensors and "
+            "values (torch.load weights_only=True). Use a checkpoint written by "
+            "`agfnet train`; do not load files from untrusted sources."
+        ) from None
     except Exception as err:  # torch raises many types for a corrupt or foreign file
         raise UserError(
             f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); "

@@ -6,8 +6,7 @@ the package alone does not load torch and torchmetrics.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from agfnet._lazy import lazy_exports
 
 _EXPORTS = {
     "compute_metrics": "metrics",
@@ -28,9 +27,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

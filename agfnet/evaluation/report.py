@@ -38,7 +38,8 @@ HEADLINE = (
 )
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def format_value(value: Any, digits: int = 4) -> str:
+    """A table cell: "n/a" for None, floats to `digits` decimals, anything else as str."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
@@ -46,10 +47,12 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 4
+) -> list[str]:
+    """The lines of a Markdown table; cells through `format_value`."""
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return lines
+    return lines + ["| " + " | ".join(format_value(v, digits) for v in row) + " |" for row in rows]
 
 
 def _predictions_csv(
@@ -107,17 +110,17 @@ def _report_markdown(metrics: Mapping[str, Any], title: str, extra: Mapping[str,
     else:
         classes = metrics["classes"]
         lines += ["## Headline", ""]
-        lines += _table(
+        lines += markdown_table(
             ["metric", "value", "meaning"],
             [(key, metrics[key], meaning) for key, meaning in HEADLINE],
         )
         lines += ["", "## Per class", ""]
         keys = ("sensitivity", "specificity", "precision", "f1", "auc", "support")
-        lines += _table(
+        lines += markdown_table(
             ["class", *keys], [(c, *(metrics["per_class"][c][k] for k in keys)) for c in classes]
         )
         lines += ["", "## Confusion matrix", "", "Rows: true class; columns: predicted class.", ""]
-        lines += _table(
+        lines += markdown_table(
             ["true \\ predicted", *classes],
             [(c, *row) for c, row in zip(classes, metrics["confusion_matrix"], strict=True)],
         )
@@ -126,16 +129,17 @@ def _report_markdown(metrics: Mapping[str, Any], title: str, extra: Mapping[str,
         lines += [
             "## Calibration",
             "",
-            f"ECE {_fmt(metrics['ece'])}, NLL {_fmt(metrics['nll'])}, "
-            f"Brier {_fmt(metrics['brier'])}, mean confidence {_fmt(metrics['mean_confidence'])} "
-            f"against accuracy {_fmt(metrics['accuracy'])}.",
+            f"ECE {format_value(metrics['ece'])}, NLL {format_value(metrics['nll'])}, "
+            f"Brier {format_value(metrics['brier'])}, mean confidence "
+            f"{format_value(metrics['mean_confidence'])} "
+            f"against accuracy {format_value(metrics['accuracy'])}.",
             "",
             "![reliability diagram](reliability.png)",
             "",
             "## Selective prediction",
             "",
-            f"AURC {_fmt(metrics['aurc'])}; answering only the 90% most confident cases "
-            f"gives accuracy {_fmt(metrics['accuracy_at_90_coverage'])}.",
+            f"AURC {format_value(metrics['aurc'])}; answering only the 90% most confident cases "
+            f"gives accuracy {format_value(metrics['accuracy_at_90_coverage'])}.",
             "",
             "![risk-coverage curve](risk_coverage.png)",
             "",

@@ -30,6 +30,7 @@ from agfnet.data.manifest import MODALITIES
 from agfnet.errors import UserError
 from agfnet.evaluation.corruptions import CORRUPTIONS, FAMILIES, MAX_SEVERITY, row_rng
 from agfnet.evaluation.metrics import to_jsonable
+from agfnet.evaluation.report import format_value, markdown_table
 from agfnet.progress import StepBar
 
 __all__ = [
@@ -476,15 +477,12 @@ def evaluate_robustness(
     }
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+def _fmt(value: Any) -> str:
+    return format_value(value, 3)
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return lines + ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return markdown_table(header, rows, digits=3)
 
 
 def _markdown(result: Mapping[str, Any], title: str) -> str:

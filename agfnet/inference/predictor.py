@@ -14,7 +14,6 @@ import csv
 import io
 import math
 import os
-import pickle
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -676,19 +675,7 @@ def load_checkpoint(
     from agfnet.models import create_model
 
     path = Path(path)
-    try:
-        ckpt = read_checkpoint(path, map_location=device)
-    except UserError as err:
-        # read_checkpoint raises `from None`; the weights_only refusal is still the context.
-        cause = err.__context__
-        if isinstance(cause, pickle.UnpicklingError) and "weights_only" in str(cause).lower():
-            raise UserError(
-                f"{path} is not a safe agfnet checkpoint: it holds pickled Python objects "
-                "(which could run code when loaded), and agfnet only loads plain tensors and "
-                "values (torch.load weights_only=True). Use a checkpoint written by "
-                "`agfnet train`; do not load files from untrusted sources."
-            ) from None
-        raise
+    ckpt = read_checkpoint(path, map_location=device)
     _check_metadata(ckpt, path)
     info = CheckpointInfo.from_checkpoint(ckpt, path)
     spec = info.build_spec

@@ -20,7 +20,7 @@ def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, *
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-_CUSTOM = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop}
+CUSTOM_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop}
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -50,7 +50,8 @@ def count_flops(model: Callable[..., Any], *inputs: torch.Tensor) -> int:
     Returns:
         Total FLOPs.
     """
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_CUSTOM) as counter:
+    counter = FlopCounterMode(display=False, custom_mapping=CUSTOM_FLOP_FORMULAS)
+    with torch.no_grad(), counter:
         model(*inputs)
     return counter.get_total_flops()
 
