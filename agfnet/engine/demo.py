@@ -28,7 +28,10 @@ class DemoSize:
 
 # Sized to finish in under 10 minutes on two CPU cores (measured: docs/commands/demo.md).
 FULL = DemoSize(n_per_class=100, img_size=64, overrides=("trainer.epochs=30",))
-QUICK = DemoSize(n_per_class=8, img_size=32, overrides=("trainer.epochs=1", "data.batch_size=8"))
+# 64 px, not 32: at 32 px the encoders' last stage is 1x1 and Grad-CAM would be flat.
+QUICK = DemoSize(n_per_class=8, img_size=64, overrides=("trainer.epochs=1", "data.batch_size=8"))
+# Test pairs whose Grad-CAM and ALL attention maps the report shows.
+N_EXPLAINED = 4
 DEMO_SEED = 11
 # The fixed split of the demo: of 5 patient-grouped, stratified folds, one is the test
 # set, one the validation set, three train.
@@ -37,12 +40,14 @@ SPLIT_OF_FOLD = ("test", "val", "train", "train", "train")
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What `run_demo` produced: the report's index.md and the comparison behind it."""
+    """What `run_demo` produced: the report's index.md, the comparison behind it and the
+    summary of the explained test pairs (`agfnet.explain.run.run_explain`)."""
 
     index: Path
     compare: CompareResult
     bayes: dict[str, float]
     seconds: float
+    explained: dict[str, Any]
 
 
 def _benchmark(out: Path, size: DemoSize) -> tuple[Path, dict[str, Any]]:
@@ -113,13 +118,53 @@ def run_demo(out: str | Path = "demo", *, quick: bool = False) -> DemoResult:
     result = run_compare(
         config, manifest, out / "compare", models=list(DEMO_MODELS), overwrite=True
     )
+    explained = _explain(out, manifest)
     seconds = time.monotonic() - start
     bayes = {k: float(v) for k, v in meta["bayes_accuracy"].items()}
     index = out / "index.md"
     from agfnet.fileio import atomic_write_text
 
-    atomic_write_text(index, _index_markdown(result, bayes, size, seconds, quick))
-    return DemoResult(index, result, bayes, seconds)
+    text = _index_markdown(result, bayes, size, seconds, quick) + _explain_markdown(explained)
+    atomic_write_text(index, text)
+    return DemoResult(index, result, bayes, seconds, explained)
+
+
+def _explain(out: Path, manifest: Path) -> dict[str, Any]:
+    """Grad-CAM and ALL attention maps of agfnet_tiny on the first test pairs (OUT/explain)."""
+    import json
+
+    from agfnet.explain.run import run_explain
+
+    checkpoint = out / "compare" / DEMO_MODELS[0] / "fixed" / "checkpoints" / "best.ckpt"
+    summary = run_explain(
+        checkpoint, manifest, out / "explain", n=N_EXPLAINED, split="test", attention=True
+    )
+    rows = json.loads((out / "explain" / "focus.json").read_text())["rows"]
+    return {**summary, "overlays": [f"explain/{r['overlay']}" for r in rows]}
+
+
+def _explain_markdown(explained: dict[str, Any]) -> str:
+    lines = [
+        "## Where AGFNet looks",
+        "",
+        f"Grad-CAM of the predicted class (top row of each figure) and AGFNet's ALL "
+        f"attention (bottom row) on the first {explained['n']} test pairs, with the "
+        "lesion outlined (`agfnet explain`, docs/commands/explain.md). Energy inside "
+        "is the share of each map's mass inside the lesion; a uniform map would score "
+        "the share of the image the lesion covers.",
+        "",
+        "| map | image | energy inside the lesion | pointing game | lesion share of the image |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for kind, by_modality in explained["focus"].items():
+        for modality, s in by_modality.items():
+            lines.append(
+                f"| {kind} | {modality} | {_fmt(s['energy_inside'])} | "
+                f"{_fmt(s['pointing_game'])} | {_fmt(s['mask_fraction'])} |"
+            )
+    lines += ["", *(f"![explained pair]({path})" for path in explained["overlays"])]
+    lines += ["", "All maps, per-row scores and an HTML page: `explain/`.", ""]
+    return "\n".join(lines)
 
 
 def _accuracy(result: CompareResult, model: str) -> float:

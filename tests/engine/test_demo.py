@@ -23,3 +23,10 @@ def test_quick_demo_writes_the_report(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "compare" / "table.png").is_file()
     assert (tmp_path / "demo" / "data" / "manifest.csv").is_file()
     assert "compare/table.png" in index
+    # A few test pairs explained: their overlays exist and the report shows them.
+    overlays = result.explained["overlays"]
+    assert len(overlays) == 4 and result.explained["n"] == 4
+    for path in overlays:
+        assert (tmp_path / "demo" / path).is_file() and f"]({path})" in index
+    assert set(result.explained["focus"]) == {"gradcam", "attention"}
+    assert "## Where AGFNet looks" in index
