@@ -60,9 +60,11 @@ def analyze(
         device=device,
         progress=True,
     )
+    from agfnet.evaluation.report import format_value
+
     for measure in ("accuracy", "ece", "mean_entropy_correct", "mean_entropy_wrong"):
         cells = ", ".join(
-            f"{m} {result['summary'][measure][m]['mean']:.4f}" for m in result["models"]
+            f"{m} {format_value(result['summary'][measure][m]['mean'])}" for m in result["models"]
         )
         typer.echo(f"{measure}: {cells}")
     typer.echo(f"{len(result['measures'])} measures: {out / 'analysis.md'}")

@@ -59,19 +59,28 @@ NO_DIRECTION = frozenset(
 
 
 def _certainty(fold_dir: Path, classes: list[str]) -> dict[str, Any]:
-    """Certainty measures recomputed from the fold's test/predictions.csv (temperature
-    applied) and test/metrics.json (the uncalibrated ECE)."""
-    from agfnet.evaluation.metrics import compute_metrics
+    """Certainty measures of the fold's held-out predictions (temperature applied).
 
-    path = fold_dir / "test" / "predictions.csv"
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["label"]]
-    labels = np.array([classes.index(r["label"]) for r in rows])
-    probs = np.array([[float(r[f"prob_{c}"]) for c in classes] for r in rows])
-    probs /= probs.sum(axis=1, keepdims=True)  # undo the 6-digit rounding
-    metrics = compute_metrics(labels, probs, classes)
+    They come from test/metrics.json, written by the comparison from the full-precision
+    probabilities; a measure an older agfnet did not write there is recomputed from
+    test/predictions.csv (probabilities to 6 decimals).
+    """
     saved = json.loads((fold_dir / "test" / "metrics.json").read_text())
-    out = {name: metrics[key] for key, name in CERTAINTY}
+    out = {name: saved[key] for key, name in CERTAINTY if key in saved}
+    if len(out) < len(CERTAINTY):
+        from agfnet.evaluation.metrics import compute_metrics
+
+        path = fold_dir / "test" / "predictions.csv"
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["label"]]
+        labels = np.array([classes.index(r["label"]) for r in rows])
+        probs = np.array([[float(r[f"prob_{c}"]) for c in classes] for r in rows])
+        probs /= probs.sum(axis=1, keepdims=True)  # undo the 6-digit rounding
+        try:
+            metrics = compute_metrics(labels, probs, classes)
+        except ValueError as err:
+            raise UserError(f"{path}: no certainty measures ({err})") from None
+        out = {name: out.get(name, metrics[key]) for key, name in CERTAINTY}
     out["ece_before_temperature"] = saved.get("uncalibrated", {}).get("ece")
     out["temperature"] = saved.get("temperature")
     return out
@@ -101,6 +110,67 @@ def _robustness(result: dict[str, Any], severity: int) -> dict[str, Any]:
         if target != "all":
             out[f"mean_corruption_accuracy_{target}"] = s["mean_corruption_accuracy"]
     return out
+
+
+def _fold_names(compare_dir: Path) -> list[str]:
+    """The comparison's folds: fold_<k> from folds.csv, or "fixed" (a manifest split)."""
+    from agfnet.engine.cv import FOLDS_FILE, SPLIT_FILE
+
+    if (compare_dir / FOLDS_FILE).is_file():
+        with open(compare_dir / FOLDS_FILE, newline="") as f:
+            return [f"fold_{k}" for k in sorted({int(r["fold"]) for r in csv.DictReader(f)})]
+    if (compare_dir / SPLIT_FILE).is_file():
+        return ["fixed"]
+    raise UserError(
+        f"{compare_dir} has neither {FOLDS_FILE} nor {SPLIT_FILE}: the comparison never "
+        "started; run `agfnet compare` first"
+    )
+
+
+def _tested_positions(
+    compare_dir: Path, models: Sequence[str], fold: str, manifest: Any, data: Path
+) -> list[int]:
+    """Positions in `manifest.rows` of the rows every model was tested on in `fold`.
+
+    The rows are those of each model's test/predictions.csv (what certainty is computed
+    from), checked to be the same for every model and to be rows of `data` with the
+    same labels, so focus and robustness run on exactly those rows.
+
+    Raises:
+        UserError: an unfinished fold, models tested on different rows, or rows that
+            `data` lacks or labels differently (another manifest).
+    """
+    by_number = {r.row: i for i, r in enumerate(manifest.rows)}
+    reference: list[int] | None = None
+    for model in models:
+        fold_dir = compare_dir / model / fold
+        predictions = fold_dir / "test" / "predictions.csv"
+        if not predictions.is_file() or not (fold_dir / "checkpoints" / "best.ckpt").is_file():
+            raise UserError(
+                f"{fold_dir} is not finished (no test/predictions.csv or best.ckpt); "
+                "rerun the same `agfnet compare` command to finish it"
+            )
+        with open(predictions, newline="") as f:
+            tested = [(int(r["row"]), r["label"]) for r in csv.DictReader(f)]
+        for number, label in tested:
+            if number not in by_number or manifest.rows[by_number[number]].label != label:
+                found = (
+                    "no such row"
+                    if number not in by_number
+                    else (f"label {manifest.rows[by_number[number]].label!r}")
+                )
+                raise UserError(
+                    f"row {number} of {predictions} (label {label!r}) does not match {data} "
+                    f"({found}): give --data the manifest the comparison ran on"
+                )
+        rows = [number for number, _ in tested]
+        if reference is not None and rows != reference:
+            raise UserError(
+                f"{model} was tested on other rows than {models[0]} in {fold}: the models "
+                "of one comparison must share their folds; rerun `agfnet compare`"
+            )
+        reference = rows
+    return [by_number[n] for n in reference or []]
 
 
 def analyze_fold(
@@ -228,8 +298,6 @@ def run_analysis(
         UserError: not a compare folder, an unknown model, or an unfinished fold.
     """
     from agfnet.data import read_manifest
-    from agfnet.data.splits import read_folds
-    from agfnet.engine.cv import FOLDS_FILE
     from agfnet.evaluation.robustness import parse_severities
     from agfnet.evaluation.tables import paired_tests, summarize_folds
     from agfnet.fileio import write_json
@@ -251,27 +319,15 @@ def run_analysis(
         )
     (severity,) = parse_severities(str(severity))
     manifest = read_manifest(data, require_labels=True, allow_missing_modality=True)
-    folds_file = compare_dir / FOLDS_FILE
-    if folds_file.is_file():
-        folds = read_folds(folds_file, manifest)
-        tests = {
-            f"fold_{k}": [i for i, f in enumerate(folds) if f == k] for k in range(max(folds) + 1)
-        }
-    else:  # a manifest with a split column: one fixed split
-        tests = {"fixed": [i for i, r in enumerate(manifest.rows) if r.split == "test"]}
+    tests = {
+        name: _tested_positions(compare_dir, models, name, manifest, Path(data))
+        for name in _fold_names(compare_dir)
+    }
     per_fold: dict[str, list[dict[str, Any]]] = {}
     jobs = [(m, name) for m in models for name in tests]
     with StepBar("analysing folds", len(jobs), enabled=progress) as bar:
         for model, name in jobs:
             fold_dir = compare_dir / model / name
-            if (
-                not (fold_dir / "test" / "predictions.csv").is_file()
-                or not (fold_dir / "checkpoints" / "best.ckpt").is_file()
-            ):
-                raise UserError(
-                    f"{fold_dir} is not finished (no test/predictions.csv or best.ckpt); "
-                    "rerun the same `agfnet compare` command to finish it"
-                )
             log.info("%s %s: %d test rows", model, name, len(tests[name]))
             measures = analyze_fold(
                 fold_dir,
@@ -287,8 +343,14 @@ def run_analysis(
             )
             per_fold.setdefault(model, []).append(measures)
             bar.advance()
-    names = [k for k in per_fold[models[0]][0] if k != "temperature"]
-    names = [k for k in names if all(k in f for fs in per_fold.values() for f in fs)]
+    # Every measure any model has, in first-seen order; a model without one (no ALL
+    # attention, no modality dropout) gets None there, shown as n/a.
+    names = list(dict.fromkeys(k for fs in per_fold.values() for f in fs for k in f))
+    names.remove("temperature")
+    for folds_of_model in per_fold.values():
+        for fold in folds_of_model:
+            for k in names:
+                fold.setdefault(k, None)
     summary = {k: {m: summarize_folds(per_fold[m], [k])[k] for m in models} for k in names}
     data_out = {
         "compare": str(compare_dir),

@@ -89,7 +89,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); "
             "it is truncated or not an agfnet checkpoint"
         ) from None
-    if not isinstance(ckpt, dict) or META_KEY not in ckpt.get("hyper_parameters", {}):
+    hyper = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hyper, dict) or META_KEY not in hyper:
         raise UserError(
             f"checkpoint {path} has no agfnet metadata (hyper_parameters/agfnet); "
             "it was not written by `agfnet train`"

@@ -82,6 +82,13 @@ def find_masks(manifest: Any, row: Any) -> dict[str, Path | None]:
     return masks
 
 
+GIVEN = "given rows"
+
+
+def _rows_words(split: str | None) -> str:
+    return GIVEN if split == GIVEN else f"split {split or 'all'}"
+
+
 def _fmt(value: Any) -> str:
     """A score for tables: 3 decimals, yes/no, or n/a."""
     if value is None:
@@ -145,7 +152,7 @@ def _page(summary: dict[str, Any], records: list[dict[str, Any]]) -> tuple[list[
         ("h1", title),
         (
             "p",
-            f"{summary['n']} rows (split {summary['split'] or 'all'}); each map explains the "
+            f"{summary['n']} rows ({_rows_words(summary['split'])}); each map explains the "
             "predicted class and is scaled to [0, 1] per image. Target layers: "
             + "; ".join(f"{m}: {', '.join(v)}" for m, v in summary["layers"].items())
             + ". Machine-readable: explanations.csv, focus.json.",
@@ -437,7 +444,8 @@ def run_explain(
             "checkpoint": str(checkpoint),
             "model": info.build_spec["name"],
             "data": str(data),
-            "split": split if manifest.has_split else None,
+            # None: every row; "given rows": the `positions` of the caller (e.g. a fold).
+            "split": (split if manifest.has_split else None) if positions is None else GIVEN,
             "method": method,
             "kinds": kinds,
             "target": "predicted class",

@@ -62,6 +62,14 @@ class Sampling:
     passes: int
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.method not in ("mc", "tta"):
+            raise ValueError(f"Sampling method must be 'mc' or 'tta'; got {self.method!r}")
+        if int(self.passes) < MIN_PASSES:
+            raise ValueError(f"Sampling needs at least {MIN_PASSES} passes; got {self.passes}")
+        if int(self.seed) < 0:
+            raise ValueError(f"Sampling seed must be >= 0; got {self.seed}")
+
     def to_dict(self) -> dict[str, object]:
         """Returns: {"method", "passes", "seed"}."""
         return {"method": self.method, "passes": self.passes, "seed": self.seed}
@@ -192,9 +200,15 @@ def sample_logits(
             f"--mc: {name} is an ONNX file, whose export has no dropout to sample; use the "
             "checkpoint (--checkpoint) for --mc, or --tta N"
         )
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    # Keep the caller's random streams: those of the CPU and of the model's GPU, if any.
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
     with mc_dropout(model, name), torch.random.fork_rng(devices=devices):
         for k in range(sampling.passes):
-            torch.manual_seed(int(sampling.seed) * 100_003 + k)
+            pass_seed = int(sampling.seed) * 100_003 + k
+            # Seed only the streams fork_rng restores (torch.manual_seed would reseed all
+            # GPUs); dropout draws from the generator of the tensor's device.
+            torch.random.default_generator.manual_seed(pass_seed)
+            for index in devices:
+                torch.cuda.default_generators[index].manual_seed(pass_seed)
             passes.append(forward(clinical, ultrasound))
     return np.stack(passes).astype(np.float64)

@@ -14,7 +14,7 @@ from agfnet.engine.analyze import run_analysis
 from agfnet.engine.compare import run_compare
 from agfnet.errors import UserError
 
-MODELS = ["agfnet_tiny", "agfnet_no_frl_tiny"]
+MODELS = ["agfnet_tiny", "agfnet_no_frl_tiny", "late_concat_tiny"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_every_measure_for_every_model_and_fold(analysis, compared: Path) -> Non
     for model in MODELS:
         for k, fold in enumerate(result["per_fold"][model]):
             fold_dir = f"fold_{k}"
-            # Certainty is recomputed from the fold's held-out predictions: same accuracy.
+            # Certainty is that of the fold's held-out predictions.
             saved = json.loads((compared / model / fold_dir / "test" / "metrics.json").read_text())
             assert fold["accuracy"] == pytest.approx(saved["accuracy"])
             assert fold["ece_before_temperature"] == saved["uncalibrated"]["ece"]
@@ -83,19 +83,19 @@ def test_every_measure_for_every_model_and_fold(analysis, compared: Path) -> Non
 def test_tables_list_each_measure(analysis) -> None:
     result, out = analysis
     md = (out / "analysis.md").read_text()
-    assert f"| measure | {MODELS[0]} | {MODELS[1]} | p vs {MODELS[0]}" in md
+    assert f"| measure | {MODELS[0]} | {MODELS[1]} | {MODELS[2]} | p vs {MODELS[0]}" in md
     assert "| ece ↓ |" in md and "| accuracy ↑ |" in md
     with open(out / "analysis.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * len(result["measures"])
+    assert len(rows) == 3 * len(result["measures"])
     assert list(rows[0])[:5] == ["measure", "model", "mean", "std", "n"]
 
 
 def test_refusals(compared: Path, manifest_path: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not an `agfnet compare` folder"):
         run_analysis(tmp_path, manifest_path, tmp_path / "a")
-    with pytest.raises(UserError, match="late_concat_tiny: not in the comparison"):
-        run_analysis(compared, manifest_path, tmp_path / "a", models=["late_concat_tiny"])
+    with pytest.raises(UserError, match="clinical_only_tiny: not in the comparison"):
+        run_analysis(compared, manifest_path, tmp_path / "a", models=["clinical_only_tiny"])
     result = CliRunner().invoke(
         app,
         [
@@ -109,3 +109,83 @@ def test_refusals(compared: Path, manifest_path: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "compare.json" in result.output
+
+
+def test_a_model_without_attention_gets_na_not_a_missing_row(analysis) -> None:
+    result, out = analysis
+    # late_concat_tiny has no ALL: its attention measures are None, the others' are kept.
+    attention = result["summary"]["attention_energy_inside_clinical"]
+    assert attention["late_concat_tiny"]["mean"] is None
+    assert attention["agfnet_tiny"]["mean"] is not None
+    row = next(
+        line
+        for line in (out / "analysis.md").read_text().splitlines()
+        if line.startswith("| attention_energy_inside_clinical")
+    )
+    assert row.split("|")[4].strip() == "n/a"
+
+
+def test_analyze_command(compared: Path, manifest_path: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "analyze",
+            "--compare",
+            str(compared),
+            "--data",
+            str(manifest_path),
+            "--out",
+            str(tmp_path / "cli"),
+            "--models",
+            "late_concat_tiny,agfnet_tiny",
+            "--n-explain",
+            "2",
+            "--severity",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "accuracy: late_concat_tiny" in result.output
+    saved = json.loads((tmp_path / "cli" / "analysis.json").read_text())
+    assert saved["models"] == ["late_concat_tiny", "agfnet_tiny"]
+    assert saved["settings"]["severity"] == 1
+
+
+def test_fixed_split_uses_the_rows_the_models_were_tested_on(
+    manifest_path: Path, tiny_config, tmp_path: Path
+) -> None:
+    rows = list(csv.DictReader(manifest_path.open(newline="")))
+    for row in rows:  # by patient: a patient stays in one split
+        row["split"] = ("train", "train", "val", "test")[int(row["patient_id"][1:]) % 4]
+    split_manifest = manifest_path.parent / "manifest_split_for_analyze.csv"
+    with open(split_manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "cmp"
+    config = tiny_config("data.img_size=64", epochs=1)
+    run_compare(config, split_manifest, out, models=["late_concat_tiny"])
+    # The manifest without the split column is the same data: the rows come from the
+    # comparison's own predictions, not from the column.
+    result = run_analysis(out, manifest_path, tmp_path / "a", n_explain=2)
+    assert result["folds"] == ["fixed"]
+    tested = sum(r["split"] == "test" for r in rows)
+    rob = json.loads(
+        (
+            tmp_path / "a" / "late_concat_tiny" / "fixed" / "robustness" / "robustness.json"
+        ).read_text()
+    )
+    assert rob["n"] == tested
+    # Another manifest (a test row relabelled) is refused before anything runs.
+    first_test = next(i for i, r in enumerate(rows) if r["split"] == "test")
+    rows[first_test]["label"] = next(
+        r["label"] for r in rows if r["label"] != rows[first_test]["label"]
+    )
+    other = manifest_path.parent / "relabelled_for_analyze.csv"
+    with open(other, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(UserError, match=f"row {first_test + 1} of .* does not match"):
+        run_analysis(out, other, tmp_path / "b")
+    assert not (tmp_path / "b").exists()

@@ -29,6 +29,22 @@ def mc_ckpt(make_checkpoint) -> Path:
     return make_checkpoint("mc", overrides=("model.overrides.drop_rate=0.5",))
 
 
+def test_sampling_refuses_bad_values() -> None:
+    for args in (("tta", 1), ("mcc", 3), ("mc", 3, -1)):
+        with pytest.raises(ValueError, match="Sampling"):
+            Sampling(*args)
+
+
+def test_mc_dropout_restores_the_mode_after_an_error(mc_ckpt: Path) -> None:
+    from agfnet.inference import load_checkpoint
+
+    model, _ = load_checkpoint(mc_ckpt, device="cpu")
+    with pytest.raises(RuntimeError, match="boom"), mc_dropout(model):
+        assert all(m.training for m in dropout_layers(model))
+        raise RuntimeError("boom")
+    assert not any(m.training for m in model.modules())
+
+
 def test_parse_sampling() -> None:
     assert parse_sampling(0, 0) is None
     assert parse_sampling(5, 0, seed=3) == Sampling("mc", 5, 3)
