@@ -207,8 +207,14 @@ def analyze_fold(
         explain_args["positions"] = positions
         summary = run_explain(checkpoint, data, out / "explain", **explain_args)
     measures.update(_focus(summary))
+    # `run_analysis` decoded every image of `data` already; this read only orders the
+    # classes as the checkpoint does.
     manifest = read_manifest(
-        data, classes=info.classes, require_labels=True, allow_missing_modality=True
+        data,
+        classes=info.classes,
+        require_labels=True,
+        allow_missing_modality=True,
+        check_images=False,
     )
     result = evaluate_robustness(
         model,
