@@ -131,7 +131,6 @@ def run_demo(out: str | Path = "demo", *, quick: bool = False) -> DemoResult:
 
 def _explain(out: Path, manifest: Path) -> dict[str, Any]:
     """Grad-CAM and ALL attention maps of agfnet_tiny on the first test pairs (OUT/explain)."""
-    import json
 
     from agfnet.explain.run import run_explain
 
