@@ -36,3 +36,32 @@ def lazy_exports(
         return sorted({*vars(module), *exports})
 
     return __getattr__, __dir__
+
+
+def moved_names(old: str, new: Mapping[str, str]) -> Callable[[str], Any]:
+    """The `__getattr__` of a module whose names moved: each is imported from its new
+    module on first use, with a `DeprecationWarning` that names the new place.
+
+    Such alias modules import upwards only lazily and by name, so the layer rule of
+    docs/architecture.md lists them as its one exemption.
+
+    Args:
+        old: the alias module's `__name__`.
+        new: name -> the module (absolute) that defines it now.
+
+    Returns:
+        The module-level `__getattr__`.
+    """
+    import warnings
+
+    def __getattr__(name: str) -> Any:
+        if name not in new:
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{old}.{name} moved to {new[name]}.{name}; import it from there",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(new[name]), name)
+
+    return __getattr__

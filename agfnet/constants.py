@@ -33,6 +33,7 @@ TABLE_METRICS: tuple[str, ...] = (
 
 #: Metrics repeated under `uncalibrated` in metrics.json (temperature 1, the raw model).
 HEADLINE_METRICS: tuple[str, ...] = (*TABLE_METRICS, "accuracy_at_90_coverage")
+HEADLINE_KEYS = HEADLINE_METRICS  # its name in agfnet <= 0.1 (agfnet.engine.evaluate)
 
 #: What each robustness condition reports, from `compute_metrics`.
 ROBUSTNESS_METRICS: tuple[str, ...] = (

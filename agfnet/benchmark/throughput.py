@@ -53,15 +53,18 @@ def write_untrained_checkpoint(model_name: str, preset: str, img_size: int, path
     Returns:
         `path`.
     """
-    from agfnet.engine.checkpoint import atomic_save
     from agfnet.engine.config import load_config
-    from agfnet.engine.module import AGFNetModule
+    from agfnet.engine.module import PairedClassifierModule, build_network
     from agfnet.engine.train import transform_config
+    from agfnet.runtime.checkpoint import atomic_save
 
     config = load_config(preset, [f"data.img_size={img_size}"], model=model_name)
     torch.manual_seed(0)
-    module = AGFNetModule(config, [f"class{i}" for i in range(NUM_CLASSES)], {})
-    module.transform = transform_config(config, module.model).model_dump(mode="json")
+    model = build_network(config, NUM_CLASSES)
+    transform = transform_config(config, model).model_dump(mode="json")
+    module = PairedClassifierModule(
+        model, config, [f"class{i}" for i in range(NUM_CLASSES)], transform
+    )
     checkpoint = {
         "state_dict": module.state_dict(),
         "hyper_parameters": {"agfnet": module.checkpoint_metadata()},
@@ -136,7 +139,7 @@ def measure_throughput(
         spread}).
     """
     from agfnet.inference.export import export_onnx
-    from agfnet.inference.predictor import load_checkpoint
+    from agfnet.runtime.checkpoint import load_model
 
     device = resolve_device(device)
     plan = plan or make_plan(quick, device)
@@ -148,8 +151,8 @@ def measure_throughput(
         ckpt = write_untrained_checkpoint(name, plan.config, plan.img_size, folder / "m.ckpt")
         exported = export_onnx(ckpt, folder / "m.onnx", img_size=plan.img_size)
         session = _ort_session(folder / "m.onnx")
-        cpu_model, _ = load_checkpoint(ckpt, "cpu")
-        model = cpu_model if device.type == "cpu" else to_device(load_checkpoint(ckpt)[0], device)
+        cpu_model, _ = load_model(ckpt, "cpu")
+        model = cpu_model if device.type == "cpu" else to_device(load_model(ckpt)[0], device)
 
     def ort_call(clinical: torch.Tensor, ultrasound: torch.Tensor) -> None:
         session.run(["logits"], {"clinical": clinical.numpy(), "ultrasound": ultrasound.numpy()})

@@ -44,7 +44,7 @@ def analyze(
 
     Example: agfnet analyze --compare out/cmp --data out/s/manifest.csv --out out/analysis
     """
-    from agfnet.engine.analyze import run_analysis
+    from agfnet.workflows.analyze import run_analysis
 
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     result = run_analysis(

@@ -36,8 +36,8 @@ def evaluate(
 
     Example: agfnet evaluate --checkpoint runs/t/checkpoints/best.ckpt --data m.csv --out ev
     """
-    from agfnet.engine.evaluate import evaluate_checkpoint
-    from agfnet.inference.stochastic import parse_sampling
+    from agfnet.runtime.stochastic import parse_sampling
+    from agfnet.workflows.evaluate import evaluate_checkpoint
 
     sampling = parse_sampling(mc, tta, seed)
     metrics = evaluate_checkpoint(

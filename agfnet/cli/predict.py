@@ -160,7 +160,7 @@ def predict(
         raise UserError(f"--batch-size {batch_size}: use at least 1")
     if cam is not None and (onnx is not None or data is not None):
         raise UserError("--cam needs --checkpoint and one pair (not --onnx, not --data)")
-    from agfnet.inference.stochastic import parse_sampling
+    from agfnet.runtime.stochastic import parse_sampling
 
     sampling = parse_sampling(mc, tta, seed)
     predictor = _open_predictor(checkpoint, onnx, device)

@@ -34,7 +34,8 @@ def robustness(
 
     Example: agfnet robustness --checkpoint runs/t/checkpoints/best.ckpt --data m.csv --out rob
     """
-    from agfnet.evaluation.robustness import parse_severities, run_robustness
+    from agfnet.evaluation.robustness import parse_severities
+    from agfnet.workflows.robustness import run_robustness
 
     result = run_robustness(
         checkpoint,

@@ -195,7 +195,7 @@ def demo(
     Example: agfnet demo --out demo && open demo/index.md
     """
     _setup_logging()
-    from agfnet.engine.demo import run_demo
+    from agfnet.workflows.demo import run_demo
 
     result = run_demo(out, quick=quick)
     typer.echo(f"report: {result.index}")

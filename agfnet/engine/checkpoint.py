@@ -1,45 +1,35 @@
-"""Checkpoints: atomic writes, `weights_only` reads, and rebuilding a model from one."""
+"""Lightning checkpoint I/O through `agfnet.runtime.checkpoint.atomic_save`; the loader
+and the checkpoint format live in `agfnet.runtime.checkpoint` (re-exported here)."""
 
 from __future__ import annotations
 
-import os
-import pickle
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from agfnet.errors import UserError
+from agfnet.runtime.checkpoint import (
+    META_KEY,
+    MODEL_PREFIX,
+    CheckpointInfo,
+    atomic_save,
+    build_model,
+    load_model,
+    model_state_dict,
+    read_checkpoint,
+)
 
-# Where the agfnet metadata lives inside a Lightning checkpoint.
-META_KEY = "agfnet"
-MODEL_PREFIX = "model."
-
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """`torch.save` to a temporary file in the same folder, fsync, then `os.replace`.
-
-    A reader, or a process killed mid-write, sees either the old file or the new one,
-    never a truncated one. (Lightning's own writer stages the file in the system temp
-    folder, which is a copy, not a rename, when that lies on another file system.)
-
-    Args:
-        obj: anything `torch.save` accepts.
-        path: destination file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+__all__ = [
+    "META_KEY",
+    "MODEL_PREFIX",
+    "AtomicCheckpointIO",
+    "CheckpointInfo",
+    "atomic_save",
+    "build_model",
+    "load_model",
+    "model_state_dict",
+    "read_checkpoint",
+]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -52,136 +42,3 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         atomic_save(checkpoint, path)
-
-
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read an agfnet checkpoint with `torch.load(weights_only=True)` (no pickled code runs).
-
-    Args:
-        path: a `best.ckpt` / `last.ckpt` written by `agfnet train`.
-        map_location: where tensors go.
-
-    Returns:
-        The checkpoint dict; `checkpoint["hyper_parameters"]["agfnet"]` holds the metadata.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"checkpoint {path} does not exist; point --checkpoint at a .ckpt file "
-            "written by `agfnet train` (RUN/checkpoints/best.ckpt)"
-        )
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "unsupported global" not in str(err).lower():  # not a pickled object: garbage
-            raise UserError(
-                f"checkpoint {path} cannot be read (it does not unpickle as plain tensors "
-                "and values); it is truncated or not an agfnet checkpoint"
-            ) from None
-        raise UserError(
-            f"{path} is not a safe agfnet checkpoint: it holds pickled Python objects "
-            "(which could run code when loaded), and agfnet only loads plain tensors and "
-            "values (torch.load weights_only=True). Use a checkpoint written by "
-            "`agfnet train`; do not load files from untrusted sources."
-        ) from None
-    except Exception as err:  # torch raises many types for a corrupt or foreign file
-        raise UserError(
-            f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); "
-            "it is truncated or not an agfnet checkpoint"
-        ) from None
-    hyper = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not isinstance(hyper, dict) or META_KEY not in hyper:
-        raise UserError(
-            f"checkpoint {path} has no agfnet metadata (hyper_parameters/agfnet); "
-            "it was not written by `agfnet train`"
-        )
-    return ckpt
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """What a checkpoint says about its model; fields also readable as `info["classes"]`."""
-
-    build_spec: dict[str, Any]
-    classes: list[str]
-    transform: dict[str, Any]
-    config: dict[str, Any]
-    temperature: float = 1.0
-    version: str = ""
-    epoch: int = -1
-    path: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: dict[str, Any], path: str | Path = "") -> CheckpointInfo:
-        """Pick the metadata out of a checkpoint dict read by `read_checkpoint`."""
-        meta = dict(ckpt["hyper_parameters"][META_KEY])
-        known = {k: meta.pop(k) for k in ("build_spec", "classes", "transform", "config")}
-        return cls(
-            **known,
-            temperature=float(meta.pop("temperature", 1.0)),
-            version=str(meta.pop("version", "")),
-            epoch=int(ckpt.get("epoch", -1)),
-            path=str(path),
-            extra=meta,
-        )
-
-
-def model_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The network's own weights: the LightningModule's `model.*` entries, prefix removed."""
-    return {
-        k[len(MODEL_PREFIX) :]: v
-        for k, v in ckpt["state_dict"].items()
-        if k.startswith(MODEL_PREFIX)
-    }
-
-
-def build_model(
-    ckpt: dict[str, Any], path: str | Path = "", map_location: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, CheckpointInfo]:
-    """Rebuild the trained network from a checkpoint dict read by `read_checkpoint`.
-
-    Args:
-        ckpt: the checkpoint.
-        path: where it was read from (kept in `info.path`).
-        map_location: device for the network.
-
-    Returns:
-        `(model, info)` in eval mode, as `load_model`.
-    """
-    from agfnet.models import create_model
-
-    info = CheckpointInfo.from_checkpoint(ckpt, path)
-    spec = info.build_spec
-    model = create_model(spec["name"], num_classes=spec["num_classes"], **spec.get("overrides", {}))
-    try:
-        model.load_state_dict(model_state_dict(ckpt))
-    except RuntimeError as err:
-        # torch lists every missing, unexpected and mis-shaped key; the first lines suffice.
-        detail = " ".join(str(err).split("\n")[:3])
-        raise UserError(
-            f"checkpoint {path or '(in memory)'}: its weights do not fit model "
-            f"{spec['name']} of this agfnet version ({detail}); retrain it, or use the agfnet "
-            f"version that wrote it ({info.version or 'unknown'})"
-        ) from None
-    return model.to(map_location).eval(), info
-
-
-def load_model(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, CheckpointInfo]:
-    """Rebuild the trained network from a checkpoint file, in eval mode.
-
-    Args:
-        path: checkpoint file.
-        map_location: device for the weights.
-
-    Returns:
-        `(model, info)`: the `agfnet.models` network (calling it with clinical and
-        ultrasound batches (B, 3, H, W) gives logits (B, K)) and its `CheckpointInfo`
-        (classes, transform, temperature, config, build_spec).
-    """
-    return build_model(read_checkpoint(path, map_location), path, map_location)

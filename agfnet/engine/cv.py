@@ -192,8 +192,8 @@ def run_fold(
     Returns:
         The test metrics (fold_dir/test/metrics.json).
     """
-    from agfnet.engine.checkpoint import load_model
-    from agfnet.engine.evaluate import evaluate_model
+    from agfnet.evaluation.evaluate import evaluate_model
+    from agfnet.runtime.checkpoint import load_model
 
     if fold_finished(fold_dir, config):
         log.info("%s: finished earlier, skipped", plan.name)

@@ -18,43 +18,46 @@ from torchmetrics.classification import (
 )
 
 import agfnet
-from agfnet.engine.checkpoint import META_KEY
 from agfnet.engine.config import TrainConfig, config_to_dict
+from agfnet.runtime.checkpoint import META_KEY
 
 
-class AGFNetModule(L.LightningModule):
+class PairedClassifierModule(L.LightningModule):
     """Trains any `agfnet.models` network (AGFNet, an ablation or a baseline) alike.
 
-    The network stays a plain `nn.Module` under `self.model`; this class only adds the
+    The network is built outside (`build_network`) and handed in, a plain `nn.Module`
+    kept under `self.model` (the lightning-hydra-template way); this class only adds the
     loss, the validation metrics, the optimiser and the schedule, and writes the
     checkpoint metadata of the checkpoint contract.
 
     Args:
+        model: the network to train.
         config: the resolved training config.
         classes: class names, in the order of the model's outputs.
-        transform: the run's `TransformConfig` as a dict, stored for inference (`fit`
-            sets it once the image size is known: it may be the model's default).
+        transform: the run's resolved `TransformConfig` as a dict, stored for inference.
         class_weights: one cross-entropy weight per class, or None.
+        channels_last: feed the network channels-last batches (GPU training).
     """
 
     def __init__(
         self,
+        model: torch.nn.Module,
         config: TrainConfig,
         classes: list[str],
         transform: dict[str, Any],
         class_weights: list[float] | None = None,
+        *,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
-        from agfnet.models import AGFNetLoss, create_model
+        from agfnet.models import AGFNetLoss as PairedClassifierLoss  # MERGE-TODO
 
         self.config = config
         self.classes = list(classes)
         self.transform = dict(transform)
-        self.channels_last = False  # set by the trainer setup on GPU
-        self.model = create_model(
-            config.model.name, num_classes=len(classes), **config.model.overrides
-        )
-        self.criterion = AGFNetLoss(
+        self.channels_last = channels_last
+        self.model = model
+        self.criterion = PairedClassifierLoss(
             aux_weight=config.loss.aux_weight,
             rec_weight=config.loss.rec_weight,
             masked_weight=config.loss.masked_weight,
@@ -160,6 +163,33 @@ class AGFNetModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hyper_parameters"] = {META_KEY: self.checkpoint_metadata()}
+
+
+def build_network(config: TrainConfig, num_classes: int) -> torch.nn.Module:
+    """The network a config names (`model.name` with `model.overrides`), freshly built."""
+    from agfnet.models import create_model
+
+    return create_model(config.model.name, num_classes=num_classes, **config.model.overrides)
+
+
+def AGFNetModule(
+    config: TrainConfig,
+    classes: list[str],
+    transform: dict[str, Any],
+    class_weights: list[float] | None = None,
+) -> PairedClassifierModule:
+    """Deprecated: build the network with `build_network` and pass it to
+    `PairedClassifierModule`, as `agfnet.engine.train.fit` does."""
+    import warnings
+
+    warnings.warn(
+        "AGFNetModule(config, classes, transform) is deprecated: use "
+        "PairedClassifierModule(build_network(config, len(classes)), config, classes, transform)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    model = build_network(config, len(classes))
+    return PairedClassifierModule(model, config, classes, transform, class_weights)
 
 
 def lr_factor(config: TrainConfig, total_steps: int, steps_per_epoch: float) -> Any:

@@ -25,6 +25,7 @@ from agfnet.engine.config import (
 )
 from agfnet.errors import UserError
 from agfnet.fileio import write_json
+from agfnet.runtime.selection import check_modalities
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +83,6 @@ def read_data(data: str | Path | Any, config: TrainConfig) -> Any:
     return read_manifest(
         data, classes=config.data.classes, require_labels=True, allow_missing_modality=True
     )
-
-
-def check_modalities(manifest: Any, positions: Sequence[int], model: Any) -> None:
-    """Refuse rows with a missing image unless `model.supports_missing`."""
-    if model.supports_missing:
-        return
-    missing = [manifest.rows[i].row for i in positions if not all(manifest.rows[i].present)]
-    if missing:
-        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
-        raise UserError(
-            f"{manifest.path}: rows {shown} lack the clinical or the ultrasound image, and "
-            f"model {model.build_spec['name']} was not trained for a missing modality; fill "
-            "them in, drop them, or train with modality dropout (model.overrides)"
-        )
 
 
 def holdout(manifest: Any, positions: Sequence[int], fraction: float, seed: int) -> Split:
@@ -334,7 +321,7 @@ def fit(
     from agfnet.engine.checkpoint import AtomicCheckpointIO
     from agfnet.engine.datamodule import PairedDataModule
     from agfnet.engine.loggers import AppendingCSVLogger
-    from agfnet.engine.module import AGFNetModule
+    from agfnet.engine.module import PairedClassifierModule, build_network
 
     out = Path(out)
     manifest = read_data(data, config)
@@ -346,10 +333,21 @@ def fit(
     weights = class_weights(config, manifest, split.train)
 
     L.seed_everything(config.seed, workers=True)
-    module = AGFNetModule(config, list(manifest.classes), {}, class_weights=weights)
-    check_modalities(manifest, split.train + split.val, module.model)
-    transform = transform_config(config, module.model)
-    module.transform = transform.model_dump(mode="json")
+    model = build_network(config, len(manifest.classes))
+    check_modalities(manifest, split.train + split.val, model)
+    transform = transform_config(config, model)
+    on_gpu = _on_gpu(config)
+    channels_last = on_gpu and config.trainer.channels_last
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    module = PairedClassifierModule(
+        model,
+        config,
+        list(manifest.classes),
+        transform.model_dump(mode="json"),
+        class_weights=weights,
+        channels_last=channels_last,
+    )
 
     ckpt_dir = out / CHECKPOINT_DIR
     last = ckpt_dir / "last.ckpt"
@@ -357,10 +355,6 @@ def fit(
     continuing = resume and last.is_file()
     if is_rank_zero():
         prepare_run_folder(out, config, manifest, split, resume, command)
-    on_gpu = _on_gpu(config)
-    if on_gpu and config.trainer.channels_last:
-        module.model.to(memory_format=torch.channels_last)
-        module.channels_last = True
     if on_gpu:
         torch.set_float32_matmul_precision("high")
 
@@ -451,10 +445,11 @@ def calibrate_and_score(
         `temperature`, `epoch`, and `calibrated`: the metrics with the temperature applied.
     """
     from agfnet.data import PairedLesionDataset, TransformConfig, build_transforms
-    from agfnet.engine.checkpoint import META_KEY, atomic_save, build_model, read_checkpoint
-    from agfnet.engine.evaluate import predict, resolve_device
     from agfnet.evaluation.calibration import apply_temperature, fit_temperature
     from agfnet.evaluation.metrics import compute_metrics
+    from agfnet.runtime.batch import predict
+    from agfnet.runtime.checkpoint import META_KEY, atomic_save, build_model, read_checkpoint
+    from agfnet.runtime.device import resolve_device
 
     ckpt = read_checkpoint(best)
     model, info = build_model(ckpt, best)

@@ -55,44 +55,67 @@ def markdown_table(
     return lines + ["| " + " | ".join(format_value(v, digits) for v in row) + " |" for row in rows]
 
 
-def _predictions_csv(
+def predictions_csv(
     rows: Sequence[int],
-    lesion_ids: Sequence[str] | None,
-    labels: np.ndarray,
     probs: np.ndarray,
     classes: Sequence[str],
-    columns: Mapping[str, np.ndarray] | None = None,
+    *,
+    lesion_ids: Sequence[str] | None = None,
+    labels: np.ndarray | None = None,
+    confidence: bool = True,
+    columns: Mapping[str, Sequence[Any]] | None = None,
 ) -> str:
+    """The text of a predictions.csv: one line per row, probabilities to 6 decimals.
+
+    Columns: row, [lesion_id], [label], prediction, prob_<class> per class, [confidence],
+    entropy (nats), then `columns` in order (numbers to 6 decimals, text as is, None blank).
+
+    Args:
+        rows: the 1-based manifest row numbers.
+        probs: float (N, K) probabilities.
+        classes: class names (the prob_ columns, in order).
+        lesion_ids: a lesion_id column; None for none.
+        labels: int (N,) class indices, -1 where unlabeled, for a label column; None for none.
+        confidence: write the max probability as a confidence column.
+        columns: extra per-row columns, name -> N values.
+
+    Returns:
+        The CSV text ("\n" line ends).
+    """
     columns = dict(columns or {})
     prediction = probs.argmax(axis=1)
-    confidence = probs.max(axis=1)
     entropy = predictive_entropy(probs)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    ids = ["lesion_id"] if lesion_ids is not None else []
     writer.writerow(
         [
             "row",
-            *ids,
-            "label",
+            *(["lesion_id"] if lesion_ids is not None else []),
+            *(["label"] if labels is not None else []),
             "prediction",
             *(f"prob_{c}" for c in classes),
-            "confidence",
+            *(["confidence"] if confidence else []),
             "entropy",
             *columns,
         ]
     )
-    for i in range(labels.size):
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        return value if isinstance(value, str) else f"{float(value):.6f}"
+
+    for i in range(len(rows)):
         writer.writerow(
             [
                 rows[i],
                 *([lesion_ids[i]] if lesion_ids is not None else []),
-                classes[labels[i]] if labels[i] >= 0 else "",
+                *([classes[labels[i]] if labels[i] >= 0 else ""] if labels is not None else []),
                 classes[prediction[i]],
                 *(f"{v:.6f}" for v in probs[i]),
-                f"{confidence[i]:.6f}",
+                *([f"{probs[i].max():.6f}"] if confidence else []),
                 f"{entropy[i]:.6f}",
-                *(f"{float(v[i]):.6f}" for v in columns.values()),
+                *(cell(v[i]) for v in columns.values()),
             ]
         )
     return buffer.getvalue()
@@ -240,7 +263,7 @@ def write_evaluation(
             json.dumps(metrics, indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
         (stage / "predictions.csv").write_text(
-            _predictions_csv(rows, lesion_ids, y, p, names, columns),
+            predictions_csv(rows, p, names, lesion_ids=lesion_ids, labels=y, columns=columns),
             encoding="utf-8",
             newline="",
         )

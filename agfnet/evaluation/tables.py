@@ -19,22 +19,12 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from agfnet.constants import LOWER_IS_BETTER, TABLE_METRICS
 from agfnet.evaluation.metrics import finite_or_none
 from agfnet.evaluation.plots import plot_comparison
 from agfnet.fileio import atomic_write_text
 
-DEFAULT_METRICS = (
-    "accuracy",
-    "balanced_accuracy",
-    "macro_f1",
-    "macro_auc",
-    "kappa",
-    "ece",
-    "nll",
-    "brier",
-    "aurc",
-)
-LOWER_IS_BETTER = frozenset({"ece", "nll", "brier", "aurc", "mean_entropy"})
+DEFAULT_METRICS = TABLE_METRICS
 ALPHA = 0.05
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "attention_maps",
     "default_layers",
     "explain_pair",
+    "has_attention_maps",
     "layer_names",
     "resolve_layer",
 ]
@@ -356,6 +357,21 @@ def explain_pair(
                 np.float32
             )
     return _squeeze(maps, batched)
+
+
+@torch.no_grad()
+def has_attention_maps(model: nn.Module) -> bool:
+    """Whether `model` returns ALL attention (saliency) maps, found by one forward pass of a
+    blank pair at its preset size (the `agfnet_*` models with ALL do)."""
+    device = next(model.parameters()).device
+    size = int(getattr(model, "default_img_size", 64))
+    blank = torch.zeros(1, 3, size, size, device=device)
+    training = model.training
+    model.eval()
+    try:
+        return bool(model.forward_output(blank, blank).saliency)
+    finally:
+        model.train(training)
 
 
 @torch.no_grad()

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from agfnet.errors import UserError
 from agfnet.explain.cam import METHODS, attention_maps, explain_pair, layer_names
@@ -362,13 +361,13 @@ def run_explain(
     """
     from torch.utils.data import DataLoader
 
-    from agfnet.data import PairedLesionDataset, TransformConfig, build_transforms, read_manifest
+    from agfnet.data import PairedLesionDataset, TransformConfig, build_transforms
     from agfnet.data.manifest import write_rows_csv
-    from agfnet.engine.checkpoint import load_model
-    from agfnet.engine.evaluate import resolve_device, split_positions
-    from agfnet.engine.train import check_modalities
     from agfnet.evaluation.calibration import apply_temperature
     from agfnet.fileio import write_json
+    from agfnet.runtime.batch import forward_batch
+    from agfnet.runtime.device import resolve_device
+    from agfnet.runtime.selection import load_for_evaluation
 
     kinds = _parse_method(method, attention)
     if n < 1 or batch_size < 1:
@@ -377,14 +376,17 @@ def run_explain(
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
     device = resolve_device(device)
-    model, info = load_model(checkpoint, map_location=device)
-    names = layer_names(model, layers)
-    manifest = read_manifest(
-        data, classes=info.classes, require_labels=False, allow_missing_modality=True
+    inputs = load_for_evaluation(
+        checkpoint,
+        data,
+        split,
+        require_labels=False,
+        positions=positions,
+        limit=n,
+        device=device,
     )
-    chosen = split_positions(manifest, split) if positions is None else list(positions)
-    positions = chosen[:n]
-    check_modalities(manifest, positions, model)
+    model, info, manifest, positions = inputs.model, inputs.info, inputs.manifest, inputs.positions
+    names = layer_names(model, layers)
     transform = TransformConfig(**info.transform)
     dataset = PairedLesionDataset(
         manifest, indices=positions, transform=build_transforms(transform, train=False)
@@ -410,11 +412,8 @@ def run_explain(
             }
             if attention:
                 maps["attention"] = attention_maps(model, *images, present=present)
-            with torch.no_grad():
-                logits = model.forward_output(
-                    *(x.to(device) for x in images), present=present.to(device)
-                ).logits
-            probs = apply_temperature(logits.double().cpu().numpy(), info.temperature)
+            logits, _ = forward_batch(model, *images, present, device)
+            probs = apply_temperature(logits, info.temperature)
             for j, number in enumerate(batch["row"].tolist()):
                 row = rows_by_number[number]
                 records.append(

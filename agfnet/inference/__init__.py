@@ -13,10 +13,10 @@ from agfnet._lazy import lazy_exports
 
 _EXPORTS = {
     "Predictor": "predictor",
-    "PredictorBase": "predictor",
-    "Prediction": "predictor",
-    "Explanation": "predictor",
-    "Uncertainty": "predictor",
+    "PredictorBase": "base",
+    "Prediction": "results",
+    "Explanation": "results",
+    "Uncertainty": "results",
     "load_checkpoint": "predictor",
     "write_predictions_csv": "predictor",
     "OnnxPredictor": "onnx_runtime",

@@ -275,12 +275,12 @@ def export_onnx(
     import onnx
 
     from agfnet.fileio import write_json
-    from agfnet.inference.predictor import load_checkpoint
+    from agfnet.runtime.checkpoint import load_model
 
     out = Path(out)
     if opset < MIN_OPSET:
         raise UserError(f"--opset {opset}: the exporter needs opset {MIN_OPSET} or newer")
-    model, info = load_checkpoint(checkpoint)
+    model, info = load_model(checkpoint)
     img_size = int(img_size or info.transform["img_size"])
     if img_size < 16:
         raise UserError(f"--img-size {img_size} is too small; use at least 16 pixels")

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from agfnet.constants import MODALITIES
 from agfnet.errors import UserError
-from agfnet.inference.predictor import MODALITIES, PredictorBase
+from agfnet.inference.base import PredictorBase
 
 __all__ = ["OnnxPredictor"]
 

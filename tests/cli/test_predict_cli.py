@@ -1,5 +1,5 @@
 """`agfnet predict` and `agfnet export`: argument mistakes (the runs with a checkpoint are in
-tests/inference/test_infer_cli.py, beside the checkpoint fixtures)."""
+tests/inference/test_cli.py, beside the checkpoint fixtures)."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def test_temperature_is_fitted_on_val_and_stored(trained_run) -> None:
 def test_load_model_reproduces_the_validation_metrics(trained_run, manifest_path) -> None:
     """Logits of the rebuilt model on the val rows give metrics.json's numbers (sklearn oracle)."""
     from agfnet.data import PairedLesionDataset, TransformConfig, build_transforms, read_manifest
-    from agfnet.engine.evaluate import predict
+    from agfnet.runtime.batch import predict
 
     model, info = load_model(trained_run.best_checkpoint)
     assert not model.training

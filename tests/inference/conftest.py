@@ -28,15 +28,16 @@ def write_checkpoint(
     """Write a checkpoint of a freshly initialised `model` at 32 px, as `agfnet train` would."""
     import torch
 
-    from agfnet.engine.checkpoint import atomic_save
     from agfnet.engine.config import load_config
-    from agfnet.engine.module import AGFNetModule
+    from agfnet.engine.module import PairedClassifierModule, build_network
     from agfnet.engine.train import transform_config
+    from agfnet.runtime.checkpoint import atomic_save
 
     config = load_config("tiny", [f"data.img_size={IMG}", *overrides], model=model)
     torch.manual_seed(seed)
-    module = AGFNetModule(config, CLASSES, {})
-    module.transform = transform_config(config, module.model).model_dump(mode="json")
+    network = build_network(config, len(CLASSES))
+    transform = transform_config(config, network).model_dump(mode="json")
+    module = PairedClassifierModule(network, config, CLASSES, transform)
     meta = {**module.checkpoint_metadata(), "temperature": temperature}
     atomic_save(
         {"state_dict": module.state_dict(), "hyper_parameters": {"agfnet": meta}, "epoch": 0},

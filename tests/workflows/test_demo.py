@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from agfnet.engine.demo import DEMO_MODELS, run_demo
+from agfnet.workflows.demo import DEMO_MODELS, run_demo
 
 
 def test_quick_demo_writes_the_report(tmp_path: Path) -> None:

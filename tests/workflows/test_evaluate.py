@@ -16,8 +16,8 @@ from sklearn.metrics import (
     log_loss,
 )
 
-from agfnet.engine.evaluate import evaluate_checkpoint
 from agfnet.errors import UserError
+from agfnet.workflows.evaluate import evaluate_checkpoint
 
 
 @pytest.fixture(scope="module")

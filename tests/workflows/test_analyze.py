@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from agfnet.cli.app import app
-from agfnet.engine.analyze import run_analysis
 from agfnet.engine.compare import run_compare
 from agfnet.errors import UserError
+from agfnet.workflows.analyze import run_analysis
 
 MODELS = ["agfnet_tiny", "agfnet_no_frl_tiny", "late_concat_tiny"]
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from agfnet.cli.app import app
 from agfnet.errors import UserError
-from agfnet.inference.stochastic import (
+from agfnet.runtime.stochastic import (
     Sampling,
     dropout_layers,
     mc_dropout,
@@ -200,8 +200,8 @@ def test_predict_command_flags(mc_ckpt: Path, fusion_ckpt: Path, pair, synth_dir
 
 
 def test_evaluate_with_passes(mc_ckpt: Path, synth_dir, tmp_path) -> None:
-    from agfnet.engine.evaluate import evaluate_checkpoint
     from agfnet.evaluation.metrics import compute_metrics
+    from agfnet.workflows.evaluate import evaluate_checkpoint
 
     data = synth_dir / "manifest.csv"
     plain = evaluate_checkpoint(mc_ckpt, data, tmp_path / "plain", split=None)

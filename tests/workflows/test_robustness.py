@@ -15,14 +15,14 @@ from typer.testing import CliRunner
 
 from agfnet.cli.app import app
 from agfnet.evaluation.robustness import (
-    CSV_COLUMNS,
     METRIC_KEYS,
     OUTPUTS,
     Condition,
     CorruptedPairs,
     build_conditions,
-    run_robustness,
 )
+from agfnet.evaluation.robustness.report import CSV_COLUMNS
+from agfnet.workflows.robustness import run_robustness
 
 IMG = 32
 CLASSES = ["BCC", "MEL", "NEV", "SCC", "SK"]
@@ -131,7 +131,7 @@ def test_clean_pass_matches_the_plain_dataset_with_the_temperature(manifest_csv,
 
     from agfnet.data import PairedLesionDataset, TransformConfig, build_transforms, read_manifest
     from agfnet.engine.checkpoint import load_model
-    from agfnet.engine.evaluate import predict
+    from agfnet.runtime.batch import predict
 
     result = run_robustness(ckpts["dropout"], manifest_csv, tmp_path / "r", severities=[3])
     model, info = load_model(ckpts["dropout"])

@@ -1,0 +1,396 @@
+"""`PredictorBase`: preprocessing, missing-image rules, temperature and output shared by
+every inference backend (PyTorch `Predictor`, ONNX Runtime `OnnxPredictor`)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from agfnet.constants import MODALITIES
+from agfnet.errors import UserError
+from agfnet.inference.results import Prediction, summarize_uncertainty
+
+__all__ = ["ImageInput", "PredictorBase", "read_pair", "to_pil"]
+
+#: What `Predictor.predict` accepts for one image: a path or binary file of any format
+#: `agfnet.data.read_image` reads (DICOM included), its bytes, a PIL image, a numpy array
+#: (H, W), (H, W, 3) or (H, W, 4) of uint8 or uint16, or None for a missing modality.
+ImageInput = str | os.PathLike | bytes | IO[bytes] | Image.Image | np.ndarray | None
+
+
+def _array_to_pil(array: np.ndarray, name: str) -> Image.Image:
+    """An (H, W), (H, W, 3) or (H, W, 4) uint8/uint16 array as a PIL image.
+
+    uint16 grey becomes mode I;16, which `to_rgb` scales by its actual range, as
+    `read_image` does with a 16-bit grey file; uint16 colour keeps its high byte, as PIL
+    reads a 16-bit colour PNG.
+    """
+    if array.dtype not in (np.uint8, np.uint16):
+        raise UserError(
+            f"{name}: a numpy image must be uint8 or uint16, got {array.dtype}; convert it "
+            "(e.g. np.clip(x * 255, 0, 255).astype(np.uint8) for floats in [0, 1])"
+        )
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(array))
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise UserError(
+            f"{name}: a numpy image must be (H, W), (H, W, 3) or (H, W, 4), channels last; "
+            f"got shape {array.shape} (use np.moveaxis(x, 0, -1) for channels-first arrays)"
+        )
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(array), "RGB" if array.shape[2] == 3 else "RGBA")
+
+
+def to_pil(image: ImageInput, name: str) -> Image.Image | None:
+    """Any `ImageInput` as an 8-bit RGB PIL image, converted by the rules of `read_image`.
+
+    Args:
+        image: the input (None for a missing modality).
+        name: what to call it in an error message, e.g. "clinical image".
+
+    Returns:
+        A PIL RGB image, or None.
+
+    Raises:
+        UserError: an unreadable file (the message names it) or an unsupported array.
+    """
+    from agfnet.data.io import read_image, to_rgb
+
+    if image is None:
+        return None
+    if isinstance(image, Image.Image):
+        return to_rgb(ImageOps.exif_transpose(image))
+    if isinstance(image, np.ndarray):
+        return to_rgb(_array_to_pil(image, name))
+    if isinstance(image, (bytes, bytearray)):
+        return read_image(io.BytesIO(bytes(image)))
+    if isinstance(image, (str, os.PathLike)) or hasattr(image, "read"):
+        return read_image(image)
+    raise UserError(
+        f"{name}: cannot use a {type(image).__name__}; give a file path, bytes, a PIL image "
+        "or a numpy array (H, W[, 3 or 4]) of uint8 or uint16"
+    )
+
+
+def read_pair(
+    clinical: ImageInput, ultrasound: ImageInput
+) -> tuple[Image.Image | None, Image.Image | None]:
+    return to_pil(clinical, "clinical image"), to_pil(ultrasound, "ultrasound image")
+
+
+class PredictorBase:
+    """Preprocessing, missing-image rules, temperature and output shared by every backend.
+
+    A subclass sets the attributes below and implements `forward`.
+
+    Attributes:
+        classes: class names, in the order of the model's outputs.
+        model_name: the registry name of the network, e.g. "agfnet_tiny".
+        temperature: T of the calibrated probabilities softmax(logits / T).
+        transform_config: the `TransformConfig` of the evaluation preprocessing, as a dict.
+        reads: the modalities the network reads.
+        supports_missing: whether a pair with one image missing can be diagnosed.
+        source: the checkpoint or ONNX file, for messages.
+        sampling: None for one deterministic pass, or a `Sampling` (Monte-Carlo dropout
+            or test-time augmentation, `agfnet.runtime.stochastic`): every prediction
+            is then the mean of several passes and carries their spread.
+    """
+
+    sampling: Any = None
+
+    classes: list[str]
+    model_name: str
+    temperature: float
+    transform_config: dict[str, Any]
+    reads: tuple[str, ...]
+    supports_missing: bool
+    source: str
+
+    def _setup(self) -> None:
+        """Build the evaluation transform; call once the attributes are set."""
+        from agfnet.data import TransformConfig, build_transforms
+
+        try:
+            config = TransformConfig(**self.transform_config)
+        except (TypeError, ValueError) as err:
+            raise UserError(
+                f"{self.source}: its preprocessing settings are invalid ({err}); the file was "
+                "not written by this version of agfnet: re-export or retrain it"
+            ) from None
+        self.transform = build_transforms(config, train=False)
+        self.img_size = config.img_size
+
+    def forward(
+        self, clinical: torch.Tensor, ultrasound: torch.Tensor, present: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run the network.
+
+        Args:
+            clinical: float32 (B, 3, S, S), preprocessed; zeros where missing.
+            ultrasound: float32 (B, 3, S, S), likewise.
+            present: bool (B, 2), [clinical, ultrasound] given.
+
+        Returns:
+            logits float64 (B, K) (no temperature), and used bool (B, 2): which
+            modalities the prediction used.
+        """
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Returns: model name, classes, image size, temperature, modalities read,
+        supports_missing and source, as a JSON-ready dict (e.g. for an /info endpoint)."""
+        return {
+            "model": self.model_name,
+            "classes": list(self.classes),
+            "img_size": self.img_size,
+            "temperature": self.temperature,
+            "reads": list(self.reads),
+            "supports_missing": self.supports_missing,
+            "source": self.source,
+        }
+
+    def check_modalities(self, present: np.ndarray, where: Sequence[str] | None = None) -> None:
+        """Refuse pairs this model cannot diagnose, saying which image is missing and why
+        (`agfnet.runtime.selection.refuse_missing`).
+
+        Args:
+            present: bool (B, 2), [clinical, ultrasound] given.
+            where: a label per pair for the message (e.g. "row 7"); None for one pair.
+
+        Raises:
+            UserError: a pair lacks an image the model needs.
+        """
+        from agfnet.runtime.selection import refuse_missing
+
+        refuse_missing(
+            present,
+            reads=self.reads,
+            supports_missing=self.supports_missing,
+            name=f"{self.model_name} ({self.source})",
+            where=where,
+            refusal=self.missing_refusal,
+        )
+
+    def missing_refusal(self, modality: str) -> tuple[str, str]:
+        """Why a pair without `modality` is refused, and the fix (both for the message).
+
+        Args:
+            modality: the missing one.
+
+        Returns:
+            (what is wrong, how to fix it).
+        """
+        from agfnet.runtime.selection import missing_refusal
+
+        return missing_refusal(modality, f"{self.model_name} ({self.source})")
+
+    def preprocess(
+        self, clinical: ImageInput, ultrasound: ImageInput
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Read and transform one pair exactly as the checkpoint's evaluation transform.
+
+        Args:
+            clinical: the photograph (any `ImageInput`), or None.
+            ultrasound: the ultrasound image, or None.
+
+        Returns:
+            clinical (3, S, S) and ultrasound (3, S, S) float32, normalised (zeros where
+            missing), and present bool (2,).
+        """
+        return self._transform(read_pair(clinical, ultrasound))
+
+    def _transform(
+        self, images: tuple[Image.Image | None, Image.Image | None]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        present = torch.tensor([im is not None for im in images], dtype=torch.bool)
+        clinical_t, ultrasound_t = self.transform(*images)
+        return clinical_t, ultrasound_t, present
+
+    def predict_tensors(
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor,
+        where: Sequence[str] | None = None,
+    ) -> list[Prediction]:
+        """Predict a preprocessed batch: check the modalities, run, calibrate, summarise.
+
+        Args:
+            clinical: float32 (B, 3, S, S), preprocessed; zeros where missing.
+            ultrasound: float32 (B, 3, S, S).
+            present: bool (B, 2).
+            where: a label per pair for error messages.
+
+        Returns:
+            B `Prediction`s.
+        """
+        from agfnet.evaluation.calibration import apply_temperature
+
+        self.check_modalities(present.numpy(), where)
+        spreads: list[dict[str, Any] | None] = [None] * len(clinical)
+        if self.sampling is None:
+            logits, used = self.forward(clinical, ultrasound, present)
+            probs = apply_temperature(logits, self.temperature)
+        else:
+            logits, probs, used, spreads = self._sample(clinical, ultrasound, present)
+        out = []
+        for z, p, u, spread in zip(logits, probs, used, spreads, strict=True):
+            out.append(
+                Prediction(
+                    probabilities={c: float(v) for c, v in zip(self.classes, p, strict=True)},
+                    prediction=self.classes[int(np.argmax(p))],
+                    uncertainty=summarize_uncertainty(p),
+                    modalities={m: bool(b) for m, b in zip(MODALITIES, u, strict=True)},
+                    logits=tuple(float(v) for v in z),
+                    spread=spread,
+                )
+            )
+        return out
+
+    def mc_model(self) -> torch.nn.Module | None:
+        """The PyTorch network whose dropout `--mc` samples; None where there is none."""
+        return None
+
+    def _sample(
+        self, clinical: torch.Tensor, ultrasound: torch.Tensor, present: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Mean logits, mean calibrated probabilities, modalities used and per-pair spread
+        over the passes of `self.sampling`."""
+        from agfnet.evaluation.calibration import apply_temperature
+        from agfnet.evaluation.uncertainty import summarize_passes
+        from agfnet.runtime.stochastic import sample_logits
+
+        used_by_pass: list[np.ndarray] = []
+
+        def run(c: torch.Tensor, u: torch.Tensor) -> np.ndarray:
+            z, used = self.forward(c, u, present)
+            used_by_pass.append(used)
+            return z
+
+        stack = sample_logits(
+            run,
+            clinical,
+            ultrasound,
+            self.sampling,
+            model=self.mc_model(),
+            name=f"{self.model_name} ({self.source})",
+        )
+        summary = summarize_passes(apply_temperature(stack, self.temperature))
+        head = self.sampling.to_dict()
+        spreads = [
+            {
+                **head,
+                "std": {c: float(v) for c, v in zip(self.classes, std, strict=True)},
+                "mutual_information": float(mi),
+            }
+            for std, mi in zip(summary.std, summary.mutual_information, strict=True)
+        ]
+        return stack.mean(axis=0), summary.mean, used_by_pass[0], spreads
+
+    def predict(self, clinical: ImageInput = None, ultrasound: ImageInput = None) -> Prediction:
+        """Diagnose one pair.
+
+        Args:
+            clinical: the photograph: a path (any format `agfnet.data.read_image` reads,
+                DICOM included), bytes, a binary file, a PIL image, a numpy array (H, W),
+                (H, W, 3) or (H, W, 4) of uint8 or uint16, or None when missing.
+            ultrasound: the ultrasound image, likewise.
+
+        Returns:
+            The `Prediction`.
+
+        Raises:
+            UserError: an unreadable image (named), or a missing image the model needs.
+        """
+        return self.predict_batch([(clinical, ultrasound)])[0]
+
+    def predict_batch(
+        self, pairs: Iterable[tuple[ImageInput, ImageInput]], batch_size: int = 32
+    ) -> list[Prediction]:
+        """Diagnose several pairs, `batch_size` per network call.
+
+        Args:
+            pairs: (clinical, ultrasound) inputs, as for `predict`.
+            batch_size: pairs per forward pass.
+
+        Returns:
+            One `Prediction` per pair, in order.
+        """
+        pairs = list(pairs)
+        out: list[Prediction] = []
+        for start in range(0, len(pairs), batch_size):
+            chunk = [self.preprocess(c, u) for c, u in pairs[start : start + batch_size]]
+            where = [f"pair {start + i + 1}" for i in range(len(chunk))] if len(pairs) > 1 else None
+            clinical, ultrasound, present = (torch.stack(t) for t in zip(*chunk, strict=True))
+            out += self.predict_tensors(clinical, ultrasound, present, where)
+        return out
+
+    def predict_manifest(
+        self,
+        manifest: str | os.PathLike,
+        *,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> tuple[Any, list[Prediction]]:
+        """Diagnose every row of a manifest (labels optional), batched through a DataLoader.
+
+        Every image is decoded once first, so all bad files are reported together before
+        any prediction is made.
+
+        Args:
+            manifest: a manifest CSV (`clinical`, `ultrasound`, optional `label`,
+                `lesion_id`, ...; a blank image cell is a missing modality).
+            batch_size: pairs per forward pass.
+            num_workers: DataLoader worker processes.
+            progress: called as progress(stage, done, total), stage "checking images" then
+                "predicting".
+
+        Returns:
+            The validated `Manifest` and one `Prediction` per row, in manifest order.
+
+        Raises:
+            ManifestError: bad rows or images (every one listed).
+            UserError: rows lacking an image the model needs (row numbers listed).
+        """
+        from torch.utils.data import DataLoader
+
+        from agfnet.data import PairedLesionDataset, read_manifest
+
+        def report(stage: str) -> Callable[[int, int], None] | None:
+            return None if progress is None else lambda done, total: progress(stage, done, total)
+
+        table = read_manifest(
+            manifest,
+            require_labels=False,
+            allow_missing_modality=True,
+            progress=report("checking images"),
+        )
+        self.check_modalities(
+            np.array([r.present for r in table.rows]), [f"row {r.row}" for r in table.rows]
+        )
+        loader = DataLoader(
+            PairedLesionDataset(table, transform=self.transform),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=num_workers,
+        )
+        out: list[Prediction] = []
+        tick = report("predicting")
+        for batch in loader:
+            where = [f"row {int(r)}" for r in batch["row"]]
+            out += self.predict_tensors(
+                batch["clinical"], batch["ultrasound"], batch["present"], where
+            )
+            if tick is not None:
+                tick(len(out), len(table))
+        return table, out
