@@ -5,21 +5,18 @@ for Skin Lesion Diagnosis using Clinical and Ultrasound Images", IEEE TMI 44(1),
 DOI 10.1109/TMI.2024.3450682), its baselines and ablations, and the tools around them.
 
 Importing this package is cheap: torch, timm and lightning are imported by the
-submodules that need them, never here. `agfnet.Predictor` is loaded on first use.
+submodules that need them, never here. `agfnet.create_model`, `agfnet.list_models` and
+`agfnet.Predictor` are loaded on first use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from agfnet._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["Predictor", "__version__"]
+_EXPORTS = {"Predictor": "inference", "create_model": "models", "list_models": "models"}
 
+__all__ = [*sorted(_EXPORTS), "__version__"]
 
-def __getattr__(name: str) -> Any:
-    if name == "Predictor":
-        from agfnet.inference import Predictor
-
-        return Predictor
-    raise AttributeError(f"module 'agfnet' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,9 +8,11 @@ from agfnet.layers.attention import (
     ScoreAttentionPool,
     create_attention_pool,
     map_to_tokens,
+    merge_saliency,
     pool_tokens,
 )
 from agfnet.layers.blocks import BidirectionalBlock, GatedAttentionBlock
+from agfnet.layers.fusion import ConcatFusion, ProgressiveFusion, create_scale_fusion
 from agfnet.layers.modality import AbsentEmbedding, drop_modalities
 from agfnet.layers.reconstruction import FeatureReconstruction, ReconstructionDecoder, choose_masked
 from agfnet.layers.transformer import TokenTransformer
@@ -18,16 +20,20 @@ from agfnet.layers.transformer import TokenTransformer
 __all__ = [
     "AbsentEmbedding",
     "BidirectionalBlock",
+    "ConcatFusion",
     "FeatureReconstruction",
     "GatedAttentionBlock",
     "PooledAttention",
+    "ProgressiveFusion",
     "QueryAttentionPool",
     "ReconstructionDecoder",
     "ScoreAttentionPool",
     "TokenTransformer",
     "choose_masked",
     "create_attention_pool",
+    "create_scale_fusion",
     "drop_modalities",
     "map_to_tokens",
+    "merge_saliency",
     "pool_tokens",
 ]

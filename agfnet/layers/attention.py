@@ -14,6 +14,7 @@ __all__ = [
     "QueryAttentionPool",
     "ScoreAttentionPool",
     "create_attention_pool",
+    "merge_saliency",
     "pool_tokens",
 ]
 
@@ -185,7 +186,8 @@ class ScoreAttentionPool(nn.Module):
         """
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.score = nn.Linear(dim, 1)
+        # No bias: the softmax over tokens ignores a constant shift, so it could not learn.
+        self.score = nn.Linear(dim, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """
@@ -215,3 +217,21 @@ def create_attention_pool(kind: str, dim: int, num_heads: int = 4) -> nn.Module:
         A module mapping (B, N, C) to ((B, C), (B, N)).
     """
     return _POOLS[kind](dim, num_heads)
+
+
+def merge_saliency(maps: list[torch.Tensor], hws: list[tuple[int, int]]) -> torch.Tensor:
+    """Average saliency maps of several scales on the first one's grid.
+
+    Args:
+        maps: per scale, (B, h_s * w_s) non-negative weights in row-major order.
+        hws: per scale, the map's (h_s, w_s); the first sets the output size.
+
+    Returns:
+        (B, h_1, w_1): the maps upsampled (bilinear), averaged, summing to 1 per sample.
+    """
+    up = [
+        F.interpolate(m.unflatten(1, hw).unsqueeze(1), hws[0], mode="bilinear", align_corners=False)
+        for m, hw in zip(maps, hws, strict=True)
+    ]
+    avg = torch.stack(up).mean(dim=0).squeeze(1)
+    return avg / avg.sum(dim=(1, 2), keepdim=True)

@@ -1,4 +1,4 @@
-"""AGFNet and its ablations (Xiao et al., "Attention-Guided Learning with Feature
+"""AGFNet, its ablations and variants (Xiao et al., "Attention-Guided Learning with Feature
 Reconstruction for Skin Lesion Diagnosis using Clinical and Ultrasound Images", IEEE TMI
 44(1), 2025): ALL (local), AGL (global) and FRL (reconstruction), as read in METHOD.md."""
 
@@ -9,22 +9,40 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import nn
 
+from agfnet.constants import MODALITIES
 from agfnet.layers import (
     BidirectionalBlock,
     FeatureReconstruction,
     TokenTransformer,
     create_attention_pool,
+    create_scale_fusion,
     map_to_tokens,
+    merge_saliency,
 )
 from agfnet.models.base import EncoderConfig, PairedNet, check_option
-from agfnet.models.output import MODALITIES, ModelOutput
+from agfnet.models.output import ModelOutput
 from agfnet.models.registry import SIZE_PRESETS, register_model
 
-__all__ = ["AGFNet", "AGFNetConfig"]
+__all__ = [
+    "AGFNet",
+    "AGFNetConfig",
+    "AGFNetFeatures",
+    "AttentionGuidedGlobal",
+    "GlobalFusion",
+    "LocalScale",
+    "ScaleFeatures",
+]
+
+
+#: The string options of `AGFNetConfig` and their values (the first is the default).
+_CHOICES = {
+    "saliency": ("attention", "score"),
+    "scale_fusion": ("concat", "progressive"),
+    "frl_mask": ("attention", "random"),
+}
 
 
 @dataclass
@@ -82,24 +100,9 @@ class AGFNetConfig(EncoderConfig):
         super().__post_init__()
         self.out_indices = tuple(self.out_indices)
         check_option(len(self.out_indices) >= 1, "out_indices", self.out_indices, "give >= 1")
-        check_option(
-            self.saliency in ("attention", "score"),
-            "saliency",
-            self.saliency,
-            'use "attention" or "score"',
-        )
-        check_option(
-            self.scale_fusion in ("concat", "progressive"),
-            "scale_fusion",
-            self.scale_fusion,
-            'use "concat" or "progressive"',
-        )
-        check_option(
-            self.frl_mask in ("attention", "random"),
-            "frl_mask",
-            self.frl_mask,
-            'use "attention" or "random"',
-        )
+        for key, allowed in _CHOICES.items():
+            value, fix = getattr(self, key), " or ".join(f'"{a}"' for a in allowed)
+            check_option(value in allowed, key, value, f"use {fix}")
         check_option(
             0.0 < self.frl_mask_ratio < 1.0, "frl_mask_ratio", self.frl_mask_ratio, "use (0, 1)"
         )
@@ -127,12 +130,32 @@ class LocalScale(nn.Module):
     """ALL at one scale: project both maps to d_s, mix them with gated intra/inter
     attention, and pool each into a local descriptor with a saliency map."""
 
-    def __init__(self, in_chs: int, dim: int, cfg: AGFNetConfig) -> None:
+    def __init__(
+        self,
+        in_chs: int,
+        dim: int,
+        num_heads: int = 4,
+        *,
+        use_all: bool = True,
+        intra: bool = True,
+        inter: bool = True,
+        kv_size: int = 7,
+        mlp_ratio: float = 4.0,
+        gate_init: float = 0.1,
+        saliency: str = "attention",
+    ) -> None:
         """
         Args:
             in_chs: C_s, backbone channels at this scale.
             dim: d_s, the common width both modalities are projected to.
-            cfg: the model options (use_all, intra, inter, saliency, ...).
+            num_heads: heads of the attention and of the pooling.
+            use_all: the attention and pooling (False: projection + GAP only).
+            intra: keep the intra-modality attention term.
+            inter: keep the inter-modality attention term.
+            kv_size: keys/values pooled to at most kv_size x kv_size tokens.
+            mlp_ratio: FFN hidden width / d_s.
+            gate_init: initial value of the learned gates.
+            saliency: the attention-guided pooling, "attention" or "score".
         """
         super().__init__()
         self.proj = nn.ModuleDict(
@@ -143,19 +166,19 @@ class LocalScale(nn.Module):
         )
         self.mix = None
         self.pool = None
-        if cfg.use_all:
+        if use_all:
             self.mix = BidirectionalBlock(
                 dim,
                 MODALITIES,
-                cfg.num_heads,
-                kv_size=cfg.kv_size,
-                mlp_ratio=cfg.mlp_ratio,
-                intra=cfg.intra,
-                inter=cfg.inter,
-                gate_init=cfg.gate_init,
+                num_heads,
+                kv_size=kv_size,
+                mlp_ratio=mlp_ratio,
+                intra=intra,
+                inter=inter,
+                gate_init=gate_init,
             )
             self.pool = nn.ModuleDict(
-                {m: create_attention_pool(cfg.saliency, dim, cfg.num_heads) for m in MODALITIES}
+                {m: create_attention_pool(saliency, dim, num_heads) for m in MODALITIES}
             )
 
     def tokens(
@@ -182,51 +205,7 @@ class LocalScale(nn.Module):
         return {m: p[0] for m, p in pooled.items()}, {m: p[1] for m, p in pooled.items()}
 
 
-class ConcatFusion(nn.Module):
-    """Multi-scale fusion: z = W [LN(l_1); ...; LN(l_S)]."""
-
-    def __init__(self, dims: list[int], out_dim: int) -> None:
-        """
-        Args:
-            dims: d_s of each scale.
-            out_dim: D.
-        """
-        super().__init__()
-        self.norms = nn.ModuleList(nn.LayerNorm(d) for d in dims)
-        self.proj = nn.Linear(sum(dims), out_dim)
-
-    def forward(self, descs: list[torch.Tensor]) -> torch.Tensor:
-        """list of (B, d_s), fine to coarse -> (B, D)."""
-        return self.proj(torch.cat([n(d) for n, d in zip(self.norms, descs, strict=True)], -1))
-
-
-class ProgressiveFusion(nn.Module):
-    """Multi-scale fusion from fine to coarse: z_s = GELU(W_s [z_{s-1}; LN(l_s)])."""
-
-    def __init__(self, dims: list[int], out_dim: int) -> None:
-        """
-        Args:
-            dims: d_s of each scale, fine to coarse.
-            out_dim: D.
-        """
-        super().__init__()
-        self.norms = nn.ModuleList(nn.LayerNorm(d) for d in dims)
-        self.steps = nn.ModuleList(
-            nn.Linear(d + (out_dim if i else 0), out_dim) for i, d in enumerate(dims)
-        )
-
-    def forward(self, descs: list[torch.Tensor]) -> torch.Tensor:
-        """list of (B, d_s), fine to coarse -> (B, D)."""
-        z = descs[0].new_zeros(descs[0].shape[0], 0)
-        for norm, step, d in zip(self.norms, self.steps, descs, strict=True):
-            z = F.gelu(step(torch.cat([z, norm(d)], -1)))
-        return z
-
-
-_FUSIONS: dict[str, type[nn.Module]] = {"concat": ConcatFusion, "progressive": ProgressiveFusion}
-
-
-class GlobalFusion(nn.Module):
+class AttentionGuidedGlobal(nn.Module):
     """AGL: [cls, gc, gu, zc, zu] through a small transformer; f is the cls output.
 
     Without AGL (the agfnet_no_agl ablation) f = MLP(LN([gc; gu; zc; zu])).
@@ -263,13 +242,25 @@ class GlobalFusion(nn.Module):
         return self.fuse(torch.stack(tokens, dim=1))
 
 
-class _Scale(NamedTuple):
-    """What ALL computed at one scale (per modality)."""
+#: The former name of `AttentionGuidedGlobal`.
+GlobalFusion = AttentionGuidedGlobal
+
+
+class ScaleFeatures(NamedTuple):
+    """What ALL computed at one scale, each a modality -> value dict."""
 
     tokens: dict[str, torch.Tensor]  # T: (B, N, d_s) projected tokens
-    hw: dict[str, tuple[int, int]]  # the map's (h, w)
+    hw: dict[str, tuple[int, int]]  # the map's (h, w), N = h*w
     desc: dict[str, torch.Tensor]  # l: (B, d_s) local descriptor
     saliency: dict[str, torch.Tensor] | None  # (B, N), sums to 1; None without ALL
+
+
+class AGFNetFeatures(NamedTuple):
+    """`AGFNet.forward_features`: everything before multi-scale fusion, AGL and the heads."""
+
+    scales: list[ScaleFeatures]  # ALL at each fused scale, fine to coarse
+    global_desc: dict[str, torch.Tensor]  # g: (B, C_last), GAP of the deepest map
+    modalities: torch.Tensor  # (B, 2) bool: the inputs used (`ModelOutput.modalities`)
 
 
 def _round_up(x: int, multiple: int) -> int:
@@ -278,7 +269,11 @@ def _round_up(x: int, multiple: int) -> int:
 
 class AGFNet(PairedNet):
     """AGFNet: encoders -> ALL per scale -> multi-scale fusion -> AGL -> head, plus
-    auxiliary heads and FRL in training. See docs/method.md for shapes."""
+    auxiliary heads and FRL in training. See docs/method.md for shapes.
+
+    `forward_features` runs the encoders and ALL, `forward_head` the fusion, AGL and main
+    head (timm's split); `forward_output` adds what the losses and explanations need.
+    """
 
     config_cls = AGFNetConfig
 
@@ -292,11 +287,26 @@ class AGFNet(PairedNet):
         chs = self.encoders.channels
         dims = [_round_up(min(c, config.scale_dim), config.num_heads) for c in chs]
         self.dims = dims
-        self.local = nn.ModuleList(LocalScale(c, d, config) for c, d in zip(chs, dims, strict=True))
-        self.fusion = nn.ModuleDict(
-            {m: _FUSIONS[config.scale_fusion](dims, config.embed_dim) for m in MODALITIES}
+        all_options = {
+            "use_all": config.use_all,
+            "intra": config.intra,
+            "inter": config.inter,
+            "kv_size": config.kv_size,
+            "mlp_ratio": config.mlp_ratio,
+            "gate_init": config.gate_init,
+            "saliency": config.saliency,
+        }
+        self.local = nn.ModuleList(
+            LocalScale(c, d, config.num_heads, **all_options)
+            for c, d in zip(chs, dims, strict=True)
         )
-        self.glob = GlobalFusion(
+        fusion = config.scale_fusion
+        self.fusion = nn.ModuleDict(
+            {m: create_scale_fusion(fusion, dims, config.embed_dim) for m in MODALITIES}
+        )
+        # The order in which modules are built fixes the initial random draws: keep it, or
+        # the same seed gives other weights.
+        self.agl = AttentionGuidedGlobal(
             chs[-1],
             config.embed_dim,
             use_agl=config.use_agl,
@@ -323,6 +333,53 @@ class AGFNet(PairedNet):
             )
         self.init_weights()
 
+    def forward(self, clinical: torch.Tensor, ultrasound: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) clinical and ultrasound images -> (B, K) logits."""
+        features = self.forward_features(clinical, ultrasound)
+        return self.forward_head(features)
+
+    def forward_features(
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor | None = None,
+    ) -> AGFNetFeatures:
+        """Encoders and ALL at every fused scale.
+
+        Args:
+            clinical: (B, 3, Hc, Wc).
+            ultrasound: (B, 3, Hu, Wu).
+            present: optional (B, 2) bool availability (needs modality_dropout > 0 for
+                a pair with one image missing).
+
+        Returns:
+            `AGFNetFeatures`: per scale, fine to coarse, the projected tokens T (B, N_s,
+            d_s), the map sizes, the local descriptors l_s (B, d_s) and the saliency
+            (B, N_s); the global descriptors g (B, C_last); the (B, 2) inputs used.
+        """
+        feats, used = self.encoders(clinical, ultrasound, present)
+        scales = []
+        for i, stage in enumerate(self.local):
+            tokens, hw = stage.tokens({m: f[i] for m, f in feats.items()})
+            desc, saliency = stage.describe(stage.attend(tokens, hw))
+            scales.append(ScaleFeatures(tokens, hw, desc, saliency))
+        g = {m: f[-1].mean(dim=(2, 3)) for m, f in feats.items()}
+        return AGFNetFeatures(scales, g, used)
+
+    def forward_head(self, features: AGFNetFeatures, *, pre_logits: bool = False) -> torch.Tensor:
+        """Multi-scale fusion of the local descriptors, AGL, main head.
+
+        Args:
+            features: from `forward_features`.
+            pre_logits: return f, the (B, D) input of the main head, instead of logits.
+
+        Returns:
+            (B, K) logits, or (B, D) with pre_logits.
+        """
+        z = {m: self.fusion[m]([s.desc[m] for s in features.scales]) for m in MODALITIES}
+        f = self.agl(features.global_desc, z)
+        return f if pre_logits else self.head(f)
+
     def forward_output(
         self,
         clinical: torch.Tensor,
@@ -331,67 +388,59 @@ class AGFNet(PairedNet):
     ) -> ModelOutput:
         """
         Args:
-            clinical: (B, 3, Hc, Wc).
-            ultrasound: (B, 3, Hu, Wu).
-            present: optional (B, 2) bool availability (needs modality_dropout > 0 for
-                a pair with one image missing).
+            clinical, ultrasound, present: as `forward_features`.
 
         Returns:
-            `ModelOutput`; rec_loss and aux_logits["masked"] only in training with FRL.
+            `ModelOutput`; rec_loss and masked_logits only in training with FRL.
         """
-        feats, used = self.encoders(clinical, ultrasound, present)
-        scales = self.forward_local(feats)
-        g = {m: f[-1].mean(dim=(2, 3)) for m, f in feats.items()}
-        logits = self.forward_head(g, [s.desc for s in scales])
+        features = self.forward_features(clinical, ultrasound, present)
+        logits = self.forward_head(features)
+        g = features.global_desc
         aux = {} if self.aux_heads is None else {m: h(g[m]) for m, h in self.aux_heads.items()}
-        rec_loss = None
+        rec_loss = masked_logits = None
         if self.training and self.frl is not None:
-            rec_loss, aux["masked"] = self.forward_reconstruction(scales, g, used)
+            rec_loss, masked_logits = self.forward_reconstruction(features)
         return ModelOutput(
             logits=logits,
             aux_logits=aux,
+            masked_logits=masked_logits,
             rec_loss=rec_loss,
-            saliency=self.saliency_maps(scales),
-            modalities=used,
+            saliency=self.saliency_maps(features.scales),
+            modalities=features.modalities,
         )
 
-    def forward_local(self, feats: dict[str, list[torch.Tensor]]) -> list[_Scale]:
-        """ALL at every fused scale, fine to coarse."""
-        scales = []
-        for i, stage in enumerate(self.local):
-            tokens, hw = stage.tokens({m: f[i] for m, f in feats.items()})
-            desc, saliency = stage.describe(stage.attend(tokens, hw))
-            scales.append(_Scale(tokens, hw, desc, saliency))
-        return scales
-
-    def forward_head(
-        self, g: dict[str, torch.Tensor], descs: list[dict[str, torch.Tensor]]
-    ) -> torch.Tensor:
-        """Multi-scale fusion of the local descriptors, AGL, main head -> (B, K)."""
-        z = {m: self.fusion[m]([d[m] for d in descs]) for m in MODALITIES}
-        return self.head(self.glob(g, z))
-
-    def forward_reconstruction(
-        self, scales: list[_Scale], g: dict[str, torch.Tensor], used: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_reconstruction(self, features: AGFNetFeatures) -> tuple[torch.Tensor, torch.Tensor]:
         """FRL on the deepest scale: mask, re-run ALL there (not the backbones), decode.
+
+        Args:
+            features: from `forward_features`.
 
         Returns:
             the reconstruction loss (scalar) and the masked pass's logits (B, K).
         """
-        deep, stage = scales[-1], self.local[-1]
+        deep, stage = features.scales[-1], self.local[-1]
         masked, masks = self.frl.mask(deep.tokens, deep.saliency)
         mixed = stage.attend(masked, deep.hw)
         pred = self.frl(mixed, deep.hw)
         # An absent modality's tokens are its absent embedding: nothing worth reconstructing.
+        used = features.modalities
         masks = {m: masks[m] & used[:, i, None] for i, m in enumerate(MODALITIES)}
         rec_loss = self.frl.loss(pred, deep.tokens, masks)
         desc, _ = stage.describe(mixed)
-        masked_logits = self.forward_head(g, [s.desc for s in scales[:-1]] + [desc])
-        return rec_loss, masked_logits
+        # The masked pass's descriptor replaces the deepest one; the head is shared.
+        scales = [*features.scales[:-1], deep._replace(desc=desc)]
+        return rec_loss, self.forward_head(features._replace(scales=scales))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        # Checkpoints written before AGL's module was named `agl` call it `glob`. Children
+        # load from this dict after this call, so renaming the keys here suffices.
+        old = f"{prefix}glob."
+        for key in [k for k in state_dict if k.startswith(old)]:
+            state_dict[f"{prefix}agl.{key[len(old) :]}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @staticmethod
-    def saliency_maps(scales: list[_Scale]) -> dict[str, torch.Tensor]:
+    def saliency_maps(scales: list[ScaleFeatures]) -> dict[str, torch.Tensor]:
         """Average the per-scale saliency, upsampled to the finest fused scale.
 
         Returns:
@@ -399,21 +448,10 @@ class AGFNet(PairedNet):
         """
         if scales[0].saliency is None:
             return {}
-        maps = {}
-        for m in MODALITIES:
-            size = scales[0].hw[m]
-            up = [
-                F.interpolate(
-                    s.saliency[m].unflatten(1, s.hw[m]).unsqueeze(1),
-                    size=size,
-                    mode="bilinear",
-                    align_corners=False,
-                )
-                for s in scales
-            ]
-            avg = torch.stack(up).mean(dim=0).squeeze(1)
-            maps[m] = avg / avg.sum(dim=(1, 2), keepdim=True)
-        return maps
+        return {
+            m: merge_saliency([s.saliency[m] for s in scales], [s.hw[m] for s in scales])
+            for m in MODALITIES
+        }
 
 
 _WIDTHS = {
@@ -428,6 +466,16 @@ _VARIANTS: dict[str, tuple[dict, str]] = {
     "agfnet_no_all": ({"use_all": False}, "ablation: GAP local descriptors, no ALL attention"),
     "agfnet_no_intra": ({"intra": False}, "ablation: ALL without intra-modality attention"),
     "agfnet_no_inter": ({"inter": False}, "ablation: ALL without inter-modality attention"),
+    # The other reading of two of docs/method.md's assumptions, as names so that
+    # `agfnet compare` can set them side by side with the default.
+    "agfnet_score_saliency": (
+        {"saliency": "score"},
+        "variant: ALL saliency from a learned one-channel score, not a learned query",
+    ),
+    "agfnet_progressive_fusion": (
+        {"scale_fusion": "progressive"},
+        "variant: multi-scale fusion fine to coarse, not concatenate + project",
+    ),
 }
 
 for _size, _preset in SIZE_PRESETS.items():

@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agfnet.models.output import MODALITIES, ModelOutput
+from agfnet.models.output import ModelOutput
 
-__all__ = ["AGFNetLoss"]
+__all__ = ["AGFNetLoss", "PairedClassifierLoss"]
 
 
-class AGFNetLoss(nn.Module):
-    """The AGFNet objective; works for every registered model.
+class PairedClassifierLoss(nn.Module):
+    """The training objective of every registered model (AGFNet's, in full).
 
     Terms a model does not produce (no auxiliary heads, no FRL) count as 0, so a
     baseline gets plain cross-entropy.
@@ -35,7 +35,7 @@ class AGFNetLoss(nn.Module):
             label_smoothing: label smoothing of every cross-entropy term.
             class_weights: optional (K,) per-class weights, e.g. against imbalance.
             masked_weight: weight of the cross-entropy of FRL's masked pass
-                (aux_logits["masked"]); 0 by default, as in METHOD.md.
+                (`ModelOutput.masked_logits`); 0 by default, as in METHOD.md.
         """
         super().__init__()
         self.aux_weight = aux_weight
@@ -65,13 +65,15 @@ class AGFNetLoss(nn.Module):
         """
         ce = self.ce(out.logits, target)
         zero = ce.new_zeros(())
-        aux = sum(
-            (self.ce(out.aux_logits[m], target) for m in MODALITIES if m in out.aux_logits), zero
-        )
+        aux = sum((self.ce(logits, target) for logits in out.aux_logits.values()), zero)
         rec = zero if out.rec_loss is None else out.rec_loss
         terms = {"ce": ce, "aux": aux, "rec": rec}
         loss = ce + self.aux_weight * aux + self.rec_weight * rec
-        if self.masked_weight > 0 and "masked" in out.aux_logits:
-            terms["masked"] = self.ce(out.aux_logits["masked"], target)
+        if self.masked_weight > 0 and out.masked_logits is not None:
+            terms["masked"] = self.ce(out.masked_logits, target)
             loss = loss + self.masked_weight * terms["masked"]
         return {"loss": loss, **terms}
+
+
+#: The former name, kept for existing code (engine/module.py, user scripts).
+AGFNetLoss = PairedClassifierLoss

@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["MODALITIES", "ModelOutput"]
+from agfnet.constants import MODALITIES
 
-#: Column order of every (B, 2) modality mask: `present`, `ModelOutput.modalities`.
-MODALITIES: tuple[str, str] = ("clinical", "ultrasound")
+__all__ = ["MODALITIES", "ModelOutput"]
 
 
 @dataclass(kw_only=True)
@@ -19,8 +18,9 @@ class ModelOutput:
     Attributes:
         logits: (B, K) main-head logits; this is the prediction.
         aux_logits: auxiliary-head logits, each (B, K): "clinical" and "ultrasound"
-            (deep supervision on each global descriptor) and, for AGFNet in training,
-            "masked" (the FRL masked pass). Empty for the baselines.
+            (deep supervision on each global descriptor). Empty for the baselines.
+        masked_logits: (B, K) logits of FRL's masked pass (AGFNet in training only);
+            None otherwise.
         rec_loss: scalar FRL reconstruction loss in training mode; None otherwise.
         saliency: modality -> (B, h, w) ALL saliency map on the finest fused scale,
             non-negative, summing to 1 per sample. Empty when the model has none.
@@ -29,6 +29,7 @@ class ModelOutput:
 
     logits: torch.Tensor
     aux_logits: dict[str, torch.Tensor] = field(default_factory=dict)
+    masked_logits: torch.Tensor | None = None
     rec_loss: torch.Tensor | None = None
     saliency: dict[str, torch.Tensor] = field(default_factory=dict)
     modalities: torch.Tensor

@@ -14,6 +14,7 @@ from agfnet.layers import (
     QueryAttentionPool,
     ScoreAttentionPool,
     map_to_tokens,
+    merge_saliency,
     pool_tokens,
 )
 from agfnet.models import count_flops
@@ -120,3 +121,13 @@ def test_tokens_of_a_batchnorm_map_get_the_right_gradient_at_batch_size_one(trai
     x = torch.randn(1, 3, 2, 2, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: map_to_tokens(bn(t)).mean(1), (x,))
     assert map_to_tokens(x).shape == (1, 4, 3)
+
+
+def test_merge_saliency_averages_on_the_finest_grid_and_sums_to_one() -> None:
+    fine = torch.rand(2, 6 * 4).softmax(-1)
+    coarse = torch.rand(2, 3 * 2).softmax(-1)
+    merged = merge_saliency([fine, coarse], [(6, 4), (3, 2)])
+    assert merged.shape == (2, 6, 4) and (merged >= 0).all()
+    torch.testing.assert_close(merged.sum(dim=(1, 2)), torch.ones(2))
+    # One scale: the map itself, reshaped.
+    torch.testing.assert_close(merge_saliency([fine], [(6, 4)]), fine.unflatten(1, (6, 4)))

@@ -21,14 +21,15 @@ def test_decoder_runs_in_training_and_never_in_eval() -> None:
     out = model.forward_output(x, x)
     assert len(calls) == 1
     assert out.rec_loss is not None and out.rec_loss > 0 and torch.isfinite(out.rec_loss)
-    assert out.aux_logits["masked"].shape == (2, 3)
+    assert out.masked_logits.shape == (2, 3)
+    assert set(out.aux_logits) == {"clinical", "ultrasound"}
 
     model.eval()
     with torch.no_grad():
         model(x, x)
         out = model.forward_output(x, x)
     assert len(calls) == 1
-    assert out.rec_loss is None and "masked" not in out.aux_logits
+    assert out.rec_loss is None and out.masked_logits is None
 
 
 def test_eval_output_is_identical_with_and_without_frl() -> None:

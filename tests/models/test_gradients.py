@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agfnet.models import AGFNetLoss, create_model, list_models
+from agfnet.models import PairedClassifierLoss, create_model, list_models
 
 
 def _single_modality(name: str) -> bool:
@@ -25,7 +25,7 @@ def test_every_parameter_gets_a_finite_nonzero_gradient(name: str) -> None:
     # 64 px: the deepest map is 2 x 2 (at 1 x 1 a softmax over one token has no gradient).
     clinical, ultrasound = torch.randn(6, 3, 64, 64), torch.randn(6, 3, 64, 64)
     target = torch.tensor([0, 1, 2, 0, 1, 2])
-    loss_fn = AGFNetLoss(masked_weight=0.5)
+    loss_fn = PairedClassifierLoss(masked_weight=0.5)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
 
     # The check follows one optimiser step: ResNets zero-initialise the last norm of each

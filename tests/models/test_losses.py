@@ -1,4 +1,4 @@
-"""AGFNetLoss: the total is CE + beta*(aux) + lambda*rec, and reduces to plain CE."""
+"""PairedClassifierLoss: the total is CE + beta*(aux) + lambda*rec, and reduces to plain CE."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import log_loss
 
-from agfnet.models import AGFNetLoss, ModelOutput, create_model
+from agfnet.models import AGFNetLoss, ModelOutput, PairedClassifierLoss, create_model
 
 
 def _output(batch: int = 6, classes: int = 3, rec: float | None = 0.7) -> ModelOutput:
@@ -25,7 +25,7 @@ def _output(batch: int = 6, classes: int = 3, rec: float | None = 0.7) -> ModelO
 def test_without_aux_and_rec_the_loss_is_cross_entropy_checked_against_sklearn() -> None:
     out = _output()
     target = torch.tensor([0, 1, 2, 2, 1, 0])
-    terms = AGFNetLoss(aux_weight=0.0, rec_weight=0.0)(out, target)
+    terms = PairedClassifierLoss(aux_weight=0.0, rec_weight=0.0)(out, target)
     probs = out.logits.double().softmax(-1).numpy()
     expected = log_loss(target.numpy(), probs, labels=[0, 1, 2])
     assert terms["loss"].item() == pytest.approx(expected, rel=1e-5)
@@ -35,7 +35,7 @@ def test_without_aux_and_rec_the_loss_is_cross_entropy_checked_against_sklearn()
 def test_total_combines_the_terms_with_their_weights() -> None:
     out = _output()
     target = torch.tensor([0, 1, 2, 2, 1, 0])
-    terms = AGFNetLoss(aux_weight=0.5, rec_weight=2.0)(out, target)
+    terms = PairedClassifierLoss(aux_weight=0.5, rec_weight=2.0)(out, target)
     assert set(terms) == {"loss", "ce", "aux", "rec"}
     nll = torch.nn.functional.cross_entropy
     aux = nll(out.aux_logits["clinical"], target) + nll(out.aux_logits["ultrasound"], target)
@@ -48,7 +48,7 @@ def test_class_weights_follow_the_weighted_mean_formula() -> None:
     out = _output(rec=None)
     target = torch.tensor([0, 1, 2, 2, 1, 0])
     weights = torch.tensor([1.0, 2.0, 5.0])
-    terms = AGFNetLoss(aux_weight=0.0, class_weights=weights.tolist())(out, target)
+    terms = PairedClassifierLoss(aux_weight=0.0, class_weights=weights.tolist())(out, target)
     nll = -out.logits.log_softmax(-1)[torch.arange(6), target]
     expected = (weights[target] * nll).sum() / weights[target].sum()
     torch.testing.assert_close(terms["loss"], expected)
@@ -59,8 +59,8 @@ def test_label_smoothing_raises_the_loss_of_confident_correct_predictions() -> N
         logits=torch.tensor([[10.0, 0.0, 0.0]]), modalities=torch.ones(1, 2, dtype=torch.bool)
     )
     target = torch.tensor([0])
-    plain = AGFNetLoss()(out, target)["loss"]
-    smooth = AGFNetLoss(label_smoothing=0.1)(out, target)["loss"]
+    plain = PairedClassifierLoss()(out, target)["loss"]
+    smooth = PairedClassifierLoss(label_smoothing=0.1)(out, target)["loss"]
     assert smooth > plain + 0.5
 
 
@@ -68,12 +68,22 @@ def test_baselines_get_plain_cross_entropy_and_the_masked_term_is_opt_in() -> No
     target = torch.tensor([0, 2])
     x = torch.randn(2, 3, 32, 32)
     base = create_model("late_concat_tiny", num_classes=3).forward_output(x, x)
-    terms = AGFNetLoss()(base, target)
+    terms = PairedClassifierLoss()(base, target)
     assert terms["aux"].item() == 0 and terms["rec"].item() == 0
     torch.testing.assert_close(terms["loss"], terms["ce"])
 
     out = create_model("agfnet_tiny", num_classes=3, seed=0).forward_output(x, x)
-    default = AGFNetLoss()(out, target)
+    default = PairedClassifierLoss()(out, target)
     assert "masked" not in default
-    weighted = AGFNetLoss(masked_weight=0.3)(out, target)
+    weighted = PairedClassifierLoss(masked_weight=0.3)(out, target)
     torch.testing.assert_close(weighted["loss"], default["loss"] + 0.3 * weighted["masked"])
+
+
+def test_the_masked_pass_has_its_own_field_and_the_old_name_still_works() -> None:
+    out = _output(rec=None)
+    target = torch.tensor([0, 1, 2, 2, 1, 0])
+    out.masked_logits = torch.randn(6, 3)
+    terms = PairedClassifierLoss(masked_weight=0.3)(out, target)
+    nll = torch.nn.functional.cross_entropy
+    torch.testing.assert_close(terms["masked"], nll(out.masked_logits, target))
+    assert AGFNetLoss is PairedClassifierLoss

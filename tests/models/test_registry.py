@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,6 +13,17 @@ from agfnet.errors import UserError
 from agfnet.models import create_model, list_models, model_info
 from agfnet.models.agfnet import AGFNet
 from agfnet.models.registry import register_model
+
+
+def test_create_model_is_exported_lazily_at_the_top_level() -> None:
+    code = "import sys, agfnet\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+    import agfnet
+
+    assert agfnet.create_model is create_model and agfnet.list_models is list_models
+    assert {"create_model", "list_models", "Predictor"} <= set(dir(agfnet))
 
 
 def test_a_name_can_be_registered_only_once() -> None:

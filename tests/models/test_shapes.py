@@ -28,6 +28,8 @@ def test_both_sizes_of_every_family_are_registered() -> None:
         "agfnet_no_all",
         "agfnet_no_intra",
         "agfnet_no_inter",
+        "agfnet_score_saliency",
+        "agfnet_progressive_fusion",
         "clinical_only",
         "ultrasound_only",
         "late_concat",
@@ -50,8 +52,10 @@ def test_tiny_model_output_shapes(name, clinical_shape, ultrasound_shape, classe
     assert torch.isfinite(out.logits).all()
     assert out.modalities.shape == (batch, 2) and out.modalities.dtype == torch.bool
     for key, logits in out.aux_logits.items():
-        assert key in (*MODALITIES, "masked")
+        assert key in MODALITIES
         assert logits.shape == (batch, classes)
+    if out.masked_logits is not None:
+        assert out.masked_logits.shape == (batch, classes)
     if out.rec_loss is not None:
         assert out.rec_loss.dim() == 0 and torch.isfinite(out.rec_loss)
 
@@ -60,7 +64,7 @@ def test_tiny_model_output_shapes(name, clinical_shape, ultrasound_shape, classe
         logits = model(clinical, ultrasound)
         out = model.forward_output(clinical, ultrasound)
     assert isinstance(logits, torch.Tensor) and logits.shape == (batch, classes)
-    assert out.rec_loss is None and "masked" not in out.aux_logits
+    assert out.rec_loss is None and out.masked_logits is None
     torch.testing.assert_close(out.logits, logits)
 
     # Saliency is on the finest fused map of each modality, a distribution per sample.
