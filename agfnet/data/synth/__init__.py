@@ -24,7 +24,6 @@ from agfnet.data.synth.attributes import (
     ATTRIBUTES,
     CLASS_NAMES,
     CLASSES,
-    GENERATOR_VERSION,
     NOISY_ATTRIBUTES,
     TABLE,
     TWO_LESION_PATIENT_FRACTION,
@@ -33,7 +32,7 @@ from agfnet.data.synth.attributes import (
     sample_attributes,
 )
 from agfnet.data.synth.bayes import bayes_accuracies, bayes_predict, class_likelihoods
-from agfnet.data.synth.readme import attribute_table_markdown
+from agfnet.data.synth.readme import GENERATOR_VERSION, attribute_table_markdown
 from agfnet.data.synth.render import RenderedPair, render_pair
 from agfnet.data.synth.tables import MANIFEST_COLUMNS, NUISANCE_COLUMNS
 from agfnet.data.synth.writer import (

@@ -13,23 +13,6 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = [
-    "ATTRIBUTES",
-    "ATTRIBUTE_BY_NAME",
-    "CLASSES",
-    "CLASS_NAMES",
-    "GENERATOR_VERSION",
-    "NOISY_ATTRIBUTES",
-    "TABLE",
-    "TWO_LESION_PATIENT_FRACTION",
-    "Attribute",
-    "SampleSpec",
-    "sample_attributes",
-]
-
-#: Stored in synth.json; changes whenever the same seed would give other images.
-GENERATOR_VERSION = "1.0"
-
 CLASSES: tuple[str, ...] = ("BCC", "SCC", "MEL", "SK", "NEV")
 CLASS_NAMES: dict[str, str] = {
     "BCC": "basal cell carcinoma",

@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agfnet.data.synth.attributes import (
-    ATTRIBUTES,
-    CLASS_NAMES,
-    CLASSES,
-    GENERATOR_VERSION,
-    NOISY_ATTRIBUTES,
-    TABLE,
-)
+from agfnet.data.synth.attributes import ATTRIBUTES, CLASS_NAMES, CLASSES, NOISY_ATTRIBUTES, TABLE
 
-__all__ = ["attribute_table_markdown", "metadata", "readme"]
+__all__ = ["GENERATOR_VERSION", "attribute_table_markdown", "metadata", "readme"]
+
+#: Stored in synth.json; changes whenever the same seed would give other images.
+GENERATOR_VERSION = "1.0"
 
 
 def attribute_table_markdown() -> str:
