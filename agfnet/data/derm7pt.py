@@ -19,8 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agfnet.data.manifest import write_rows_csv
 from agfnet.errors import UserError
+from agfnet.fileio import write_rows_csv
 
 CLASSES = ("BCC", "MEL", "MISC", "NEV", "SK")
 

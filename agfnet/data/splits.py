@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agfnet.data.manifest import SPLITS, Manifest, write_rows_csv
+from agfnet.data.manifest import SPLITS, Manifest
 from agfnet.errors import UserError
+from agfnet.fileio import write_rows_csv
 
 FOLDS_COLUMNS = ("row", "patient_id", "fold")
 

@@ -24,6 +24,7 @@ from agfnet.data.synth import (
     generate,
     render_pair,
     sample_attributes,
+    writer,
 )
 from agfnet.errors import UserError
 
@@ -217,8 +218,8 @@ def test_interrupted_run_leaves_nothing_behind(
             raise KeyboardInterrupt
         return real(task)
 
-    real = synth._render_and_write
-    monkeypatch.setattr(synth, "_render_and_write", failing)
+    real = writer._render_and_write
+    monkeypatch.setattr(writer, "_render_and_write", failing)
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path / "b", n_per_class=2, size=32, seed=0, workers=1)
     assert list(tmp_path.iterdir()) == []

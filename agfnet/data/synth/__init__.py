@@ -1,0 +1,74 @@
+"""Synthetic paired clinical photograph + skin ultrasound benchmark, built so fusion is necessary.
+
+Every sample has latent attributes: surface attributes that only the clinical photograph
+shows (colour family, border) and depth attributes that only the ultrasound shows
+(invasion depth, echogenicity, posterior features). The class-attribute table (`TABLE`) is
+chosen so the photograph alone confuses BCC with SCC and melanoma with seborrheic
+keratosis, the ultrasound alone confuses BCC with nevus and SCC with melanoma, and the pair
+separates all five. Each attribute deviates from its class prototype with a documented
+probability, so the Bayes-optimal accuracies (`bayes_accuracies`) are known exactly.
+
+The images depend only on the attributes and on nuisances (size, position, skin tone,
+lighting, hair, gain, speckle ...), never on the class itself. Pure numpy + PIL.
+
+Modules: `attributes` (the attribute model and the draw of samples), `bayes` (exact
+Bayes figures), `primitives`, `clinical` and `ultrasound` (the two renderers), `render`
+(one pair), `tables` and `readme` (the text files of a folder), `writer` (`generate`).
+"""
+
+from __future__ import annotations
+
+from agfnet.constants import MODALITIES
+from agfnet.data.synth.attributes import (
+    ATTRIBUTE_BY_NAME,
+    ATTRIBUTES,
+    CLASS_NAMES,
+    CLASSES,
+    NOISY_ATTRIBUTES,
+    TABLE,
+    TWO_LESION_PATIENT_FRACTION,
+    Attribute,
+    SampleSpec,
+    sample_attributes,
+)
+from agfnet.data.synth.bayes import bayes_accuracies, bayes_predict, class_likelihoods
+from agfnet.data.synth.readme import GENERATOR_VERSION, attribute_table_markdown
+from agfnet.data.synth.render import RenderedPair, render_pair
+from agfnet.data.synth.tables import MANIFEST_COLUMNS, NUISANCE_COLUMNS
+from agfnet.data.synth.writer import (
+    MAX_SIZE,
+    MIN_SIZE,
+    OUTPUT_FILES,
+    SynthSummary,
+    default_workers,
+    generate,
+)
+
+__all__ = [
+    "ATTRIBUTES",
+    "ATTRIBUTE_BY_NAME",
+    "CLASSES",
+    "CLASS_NAMES",
+    "GENERATOR_VERSION",
+    "MANIFEST_COLUMNS",
+    "MAX_SIZE",
+    "MIN_SIZE",
+    "MODALITIES",
+    "NOISY_ATTRIBUTES",
+    "NUISANCE_COLUMNS",
+    "OUTPUT_FILES",
+    "TABLE",
+    "TWO_LESION_PATIENT_FRACTION",
+    "Attribute",
+    "RenderedPair",
+    "SampleSpec",
+    "SynthSummary",
+    "attribute_table_markdown",
+    "bayes_accuracies",
+    "bayes_predict",
+    "class_likelihoods",
+    "default_workers",
+    "generate",
+    "render_pair",
+    "sample_attributes",
+]

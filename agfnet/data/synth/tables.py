@@ -1,0 +1,110 @@
+"""The tables of a synthetic benchmark folder (manifest.csv, attributes.csv) and their columns."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from agfnet.data.synth.attributes import ATTRIBUTES, NOISY_ATTRIBUTES, SampleSpec
+
+__all__ = [
+    "IMAGE_FOLDERS",
+    "MANIFEST_COLUMNS",
+    "NUISANCE_COLUMNS",
+    "relative_paths",
+    "write_tables",
+]
+
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "clinical",
+    "ultrasound",
+    "label",
+    "patient_id",
+    "lesion_id",
+    "clinical_mask",
+    "ultrasound_mask",
+)
+NUISANCE_COLUMNS: tuple[str, ...] = (
+    "skin_tone",
+    "lesion_radius",
+    "aspect",
+    "rotation_deg",
+    "centre_x",
+    "centre_y",
+    "scan_row",
+    "hair_strands",
+    "ruler",
+    "blur",
+    "lighting",
+    "gain",
+    "attenuation",
+    "dermis_thickness",
+    "lesion_thickness",
+)
+
+#: The folders of the PNG files, relative to the benchmark folder.
+IMAGE_FOLDERS: tuple[str, ...] = (
+    "images/clinical",
+    "images/ultrasound",
+    "masks/clinical",
+    "masks/ultrasound",
+)
+
+
+def relative_paths(lesion_id: str) -> dict[str, str]:
+    """The four PNG paths of one sample, relative to the benchmark folder, by manifest column."""
+    return {
+        "clinical": f"images/clinical/{lesion_id}.png",
+        "ultrasound": f"images/ultrasound/{lesion_id}.png",
+        "clinical_mask": f"masks/clinical/{lesion_id}.png",
+        "ultrasound_mask": f"masks/ultrasound/{lesion_id}.png",
+    }
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _format(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
+def write_tables(
+    root: Path, specs: Sequence[SampleSpec], nuisances: Sequence[dict[str, float]]
+) -> None:
+    """Write root/manifest.csv and root/attributes.csv (true attributes, flips, nuisances).
+
+    Args:
+        root: the benchmark folder being written.
+        specs: the samples, in manifest order.
+        nuisances: `RenderedPair.nuisances` of each sample, in the same order.
+    """
+    attr_names = [a.name for a in ATTRIBUTES]
+    flip_names = [f"{a.name}_flipped" for a in NOISY_ATTRIBUTES]
+    attr_rows = []
+    manifest_rows = []
+    for spec, nz in zip(specs, nuisances, strict=True):
+        cells = {
+            **relative_paths(spec.lesion_id),
+            "label": spec.label,
+            "patient_id": spec.patient_id,
+            "lesion_id": spec.lesion_id,
+        }
+        manifest_rows.append([cells[c] for c in MANIFEST_COLUMNS])
+        attr_rows.append(
+            [spec.lesion_id, spec.patient_id, spec.label]
+            + [spec.attributes[n] for n in attr_names]
+            + [int(spec.flipped[a.name]) for a in NOISY_ATTRIBUTES]
+            + [_format(nz[c]) for c in NUISANCE_COLUMNS]
+        )
+    _write_csv(
+        root / "attributes.csv",
+        ["lesion_id", "patient_id", "label", *attr_names, *flip_names, *NUISANCE_COLUMNS],
+        attr_rows,
+    )
+    _write_csv(root / "manifest.csv", MANIFEST_COLUMNS, manifest_rows)
