@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from agfnet.app import AppSettings
 from agfnet.cli.app import app as cli
@@ -25,26 +25,20 @@ def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict]]:
     return calls
 
 
+def _serve(checkpoint: Path, flags: list[str]) -> Result:
+    """`agfnet serve --checkpoint CHECKPOINT FLAGS --device cpu`, which must succeed."""
+    args = ["serve", "--checkpoint", str(checkpoint), *flags, "--device", "cpu"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def test_serve_builds_the_app_with_the_options(
     fusion_ckpt: Path, tmp_path: Path, uvicorn_calls: list
 ) -> None:
     kept = tmp_path / "kept"
-    args = [
-        "serve",
-        "--checkpoint",
-        str(fusion_ckpt),
-        "--port",
-        "8765",
-        "--max-upload-mb",
-        "5",
-        "--keep-uploads",
-        str(kept),
-        "--no-cam",
-        "--device",
-        "cpu",
-    ]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    flags = ["--port", "8765", "--max-upload-mb", "5", "--keep-uploads", str(kept), "--no-cam"]
+    result = _serve(fusion_ckpt, flags)
     assert "not a medical device" in result.output
     [(app, options)] = uvicorn_calls
     assert options["host"] == "127.0.0.1" and options["port"] == 8765
@@ -61,23 +55,8 @@ def test_serve_with_workers_hands_the_settings_to_each_worker(
 ) -> None:
     from agfnet.app.server import app_from_env
 
-    args = [
-        "serve",
-        "--checkpoint",
-        str(fusion_ckpt),
-        "--workers",
-        "2",
-        "--host",
-        "0.0.0.0",
-        "--max-image-pixels",
-        "1000000",
-        "--cors-origin",
-        "https://a.example",
-        "--device",
-        "cpu",
-    ]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    flags = ["--workers", "2", "--host", "0.0.0.0", "--max-image-pixels", "1000000"]
+    result = _serve(fusion_ckpt, [*flags, "--cors-origin", "https://a.example"])
     assert "reachable from the network" in result.output
     [(target, options)] = uvicorn_calls
     assert target == "agfnet.app.server:app_from_env"

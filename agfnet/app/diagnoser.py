@@ -1,0 +1,219 @@
+"""The model behind the app: its identity and metrics, its lock, and one diagnosis per call.
+
+Every call into the model holds one lock per `Predictor`: Grad-CAM hooks and swaps parts
+of the network while it runs, so a forward pass of another request in between would
+corrupt both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import weakref
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from agfnet.app.images import decode_upload, png_data_url
+from agfnet.app.schemas import DISCLAIMER, ModelRef
+from agfnet.app.settings import AppSettings
+from agfnet.app.uploads import ApiError, Upload
+from agfnet.constants import MODALITIES
+from agfnet.data.io import IMAGE_SUFFIXES
+from agfnet.errors import UserError
+from agfnet.inference import Predictor
+
+__all__ = [
+    "ACCEPTED_SUFFIXES",
+    "CAM_METHOD",
+    "Diagnoser",
+    "file_sha256",
+    "find_evaluation",
+    "model_lock",
+]
+
+logger = logging.getLogger("agfnet.app")
+
+#: File suffixes the page offers (those `agfnet.data.read_image` documents). Only a hint
+#: for the browser: the server decides by decoding the file, whatever its name.
+ACCEPTED_SUFFIXES = tuple(sorted(IMAGE_SUFFIXES))
+
+#: The Grad-CAM method of the overlays.
+CAM_METHOD = "gradcam"
+
+
+def file_sha256(path: str | os.PathLike) -> str | None:
+    """SHA-256 of a file, or None when there is no such file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        64 hex digits, or None.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(partial(f.read, 1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_evaluation(predictor: Predictor) -> dict[str, Any] | None:
+    """The evaluation metrics of the predictor's checkpoint, if it or its run folder holds them.
+
+    Looked for under `metrics` in the checkpoint metadata, then in a metrics.json beside
+    the checkpoint or in its run folder (`RUN/metrics.json` for `RUN/checkpoints/best.ckpt`,
+    as `agfnet train` writes). A metrics.json counts only if it names this checkpoint file
+    and its temperature is the checkpoint's, so metrics of another state are never shown.
+
+    Args:
+        predictor: a loaded `Predictor`.
+
+    Returns:
+        The metrics dict plus `source` ("checkpoint" or "metrics.json"), or None.
+    """
+    stored = predictor.info.extra.get("metrics")
+    if isinstance(stored, dict):
+        return {**stored, "source": "checkpoint"}
+    ckpt = Path(predictor.source)
+    for folder in (ckpt.parent, ckpt.parent.parent):
+        path = folder / "metrics.json"
+        if not path.is_file():
+            continue
+        try:
+            metrics = json.loads(path.read_text())
+            named = Path(str(metrics.get("checkpoint", ckpt.name))).name == ckpt.name
+            same_t = abs(float(metrics.get("temperature", 1.0)) - predictor.temperature) < 1e-6
+        except (OSError, ValueError, TypeError, AttributeError) as err:
+            logger.warning("ignoring %s: %s", path, err)
+            continue
+        if named and same_t:
+            metrics.pop("checkpoint", None)
+            return {**metrics, "source": "metrics.json"}
+    return None
+
+
+# One lock per Predictor, shared by every app built on it.
+_MODEL_LOCKS: weakref.WeakKeyDictionary[Predictor, threading.Lock] = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(predictor: Predictor) -> threading.Lock:
+    """The lock every call into `predictor`'s network holds.
+
+    Grad-CAM registers hooks on the network and swaps one of its methods while it runs,
+    so no other forward pass may interleave with it.
+
+    Args:
+        predictor: the predictor.
+
+    Returns:
+        Its lock (the same object for every caller).
+    """
+    with _MODEL_LOCKS_GUARD:
+        return _MODEL_LOCKS.setdefault(predictor, threading.Lock())
+
+
+class Diagnoser:
+    """The model behind the app: decodes uploads, predicts one pair at a time, renders CAMs.
+
+    Args:
+        predictor: a loaded `Predictor`.
+        settings: the app settings (pixel limit, CAM size).
+    """
+
+    def __init__(self, predictor: Predictor, settings: AppSettings) -> None:
+        self.predictor = predictor
+        self.settings = settings
+        self._lock = model_lock(predictor)
+        self.checkpoint_sha256 = file_sha256(predictor.source)
+        short = f"@{self.checkpoint_sha256[:12]}" if self.checkpoint_sha256 else ""
+        self.model = ModelRef(
+            id=f"{predictor.model_name}{short}",
+            name=predictor.model_name,
+            checkpoint_sha256=self.checkpoint_sha256,
+        )
+        self.evaluation = find_evaluation(predictor)
+
+    def describe(self) -> dict[str, Any]:
+        """Returns: what `GET /api/model` answers (the predictor's description, the model
+        id, CAM and upload settings, evaluation metrics or None)."""
+        return {
+            **self.predictor.describe(),
+            # Only the file name: the server's folders are nobody's business.
+            "source": Path(self.predictor.source).name,
+            "id": self.model.id,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "cam": self.settings.cam,
+            "cam_method": CAM_METHOD if self.settings.cam else None,
+            "max_upload_bytes": self.settings.max_upload_bytes,
+            "max_image_pixels": self.settings.max_image_pixels,
+            "accepted_suffixes": list(ACCEPTED_SUFFIXES),
+            "evaluation": self.evaluation,
+            "disclaimer": DISCLAIMER,
+        }
+
+    def decode(self, upload: Upload) -> Image.Image:
+        """Decode one upload to an RGB image, under the app's pixel limit (`decode_upload`).
+
+        Args:
+            upload: the file of one field.
+
+        Returns:
+            The RGB PIL image.
+
+        Raises:
+            ApiError: 422 empty or unreadable (the message names the field and says why),
+                413 too many pixels.
+        """
+        return decode_upload(upload, self.settings.max_image_pixels)
+
+    def diagnose(self, uploads: dict[str, Upload], with_cam: bool) -> dict[str, Any]:
+        """Diagnose one uploaded pair.
+
+        Args:
+            uploads: field -> file, for the images given.
+            with_cam: also render the Grad-CAM overlay of each image used.
+
+        Returns:
+            `Prediction.to_dict()` plus `cams`: modality -> PNG data URL, or None (not
+            asked for, or the model cannot make them, e.g. at too small an input size).
+
+        Raises:
+            ApiError: 422 an image the model needs is missing, or an image is unreadable;
+                413 an image declares too many pixels.
+        """
+        try:
+            self.predictor.check_modalities([[m in uploads for m in MODALITIES]])
+        except UserError as err:
+            missing = next(m for m in MODALITIES if m not in uploads)
+            message = str(err).replace(self.predictor.source, Path(self.predictor.source).name)
+            raise ApiError(422, message, missing) from None
+        images = {m: self.decode(uploads[m]) if m in uploads else None for m in MODALITIES}
+        explanation = None
+        with self._lock:
+            if with_cam:
+                try:
+                    explanation = self.predictor.explain(*images.values(), method=CAM_METHOD)
+                except UserError as err:
+                    # E.g. inputs too small for the target layer: answer without heatmaps.
+                    logger.warning("no Grad-CAM for this request: %s", err)
+            if explanation is not None:
+                prediction = explanation.prediction
+            else:
+                prediction = self.predictor.predict(*images.values())
+        cams = None
+        if explanation is not None:
+            cams = {
+                m: png_data_url(overlay, self.settings.cam_max_side)
+                for m, overlay in explanation.overlays().items()
+            }
+        return {**prediction.to_dict(), "cams": cams}

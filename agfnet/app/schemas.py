@@ -1,0 +1,127 @@
+"""The JSON the app answers with: response models, the disclaimer, and the OpenAPI extras."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from agfnet.constants import MODALITIES
+
+__all__ = [
+    "DISCLAIMER",
+    "ERROR_RESPONSES",
+    "UPLOAD_FORM",
+    "ErrorOut",
+    "HealthOut",
+    "ModelRef",
+    "PredictionOut",
+    "UncertaintyOut",
+    "prediction_body",
+]
+
+DISCLAIMER = (
+    "Research software, not a medical device: it is not cleared or approved for clinical "
+    "use and must not be used to diagnose, treat or exclude disease."
+)
+
+
+class UncertaintyOut(BaseModel):
+    """How sure the prediction is (see `agfnet.inference.Uncertainty`)."""
+
+    entropy: float
+    normalized_entropy: float
+    max_probability: float
+    certainty: str
+
+
+class ModelRef(BaseModel):
+    """Which model answered: `id` is `<name>@<first 12 hex digits of the checkpoint's SHA-256>`."""
+
+    id: str
+    name: str
+    checkpoint_sha256: str | None
+
+
+class PredictionOut(BaseModel):
+    """The diagnosis of one pair: `Prediction.to_dict()` plus the model, request id and CAMs."""
+
+    probabilities: dict[str, float]
+    prediction: str
+    uncertainty: UncertaintyOut
+    modalities: dict[str, bool]
+    model: ModelRef
+    request_id: str
+    cams: dict[str, str] | None
+    disclaimer: str
+
+
+class ErrorOut(BaseModel):
+    """A refused request: the message says what is wrong and how to fix it."""
+
+    detail: str
+    field: str | None = None
+    request_id: str | None = None
+
+
+class HealthOut(BaseModel):
+    """Liveness: the process is up and its model loaded."""
+
+    status: str
+    model_loaded: bool
+    model: str
+
+
+_REFUSALS = {
+    400: "malformed or incomplete multipart body",
+    413: "a file over the size limit, or an image declaring more pixels than allowed",
+    415: "not multipart/form-data",
+    422: "a missing, empty, unreadable or non-image file, or an image the model needs absent",
+    500: "the model failed; the error is in the server log under the request id",
+}
+
+#: The `responses=` of `POST /api/predict`: each refusal's status, body model and cause.
+ERROR_RESPONSES = {code: {"model": ErrorOut, "description": why} for code, why in _REFUSALS.items()}
+
+#: The `openapi_extra=` of `POST /api/predict`: the multipart form (the route reads the
+#: body itself, so FastAPI cannot infer it), one binary field per modality.
+UPLOAD_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        m: {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"the {m} image: JPEG, PNG, TIFF, BMP or DICOM; may "
+                            "be left out only if the model accepts a missing image",
+                        }
+                        for m in MODALITIES
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def prediction_body(result: dict[str, Any], model: ModelRef, request_id: str) -> dict[str, Any]:
+    """The answer of `POST /api/predict` (see `PredictionOut`).
+
+    Args:
+        result: what `Diagnoser.diagnose` returned.
+        model: the model that answered.
+        request_id: the request's id.
+
+    Returns:
+        `result` plus the model, the request id and the disclaimer.
+    """
+    return {
+        **result,
+        "model": model.model_dump(),
+        "request_id": request_id,
+        "disclaimer": DISCLAIMER,
+    }
