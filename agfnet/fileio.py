@@ -16,10 +16,14 @@ import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 __all__ = [
+    "atomic_file",
+    "atomic_path",
+    "atomic_write_bytes",
     "atomic_write_text",
+    "install_files",
     "replace_path",
     "staged_folder",
     "write_json",
@@ -27,8 +31,64 @@ __all__ = [
 ]
 
 
+def temporary_sibling(path: Path, kind: str = "tmp") -> Path:
+    """The hidden name beside `path` that a write stages under: `.<name>.<kind><pid>`."""
+    return path.with_name(f".{path.name}.{kind}{os.getpid()}")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` for a writer that takes a file name; it replaces
+    `path` when the block succeeds, and is deleted otherwise.
+
+    Example:
+        with atomic_path("model.onnx") as tmp:
+            onnx.save(proto, str(tmp))
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = False) -> Iterator[IO]:
+    """Open a temporary file beside `path`; it replaces `path` when the block succeeds.
+
+    Args:
+        path: destination; its folder is created if needed.
+        mode: "wb" (binary) or "w" (UTF-8 text, no newline translation).
+        fsync: flush the data to disk before the rename (checkpoints).
+
+    Yields:
+        The open file. On an exception it is deleted and `path` stays as it was.
+
+    Example:
+        with atomic_file("model.ckpt", fsync=True) as f:
+            torch.save(state, f)
+    """
+    text = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
+    with atomic_path(path) as tmp, open(tmp, mode, **text) as f:
+        yield f
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file and `os.replace`; returns `path`."""
+    with atomic_file(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` through a temporary file and `os.replace`.
+    """Write `text` (UTF-8, line ends as given) to `path` through a temporary file and
+    `os.replace`.
 
     Args:
         path: destination; its folder is created if needed.
@@ -37,15 +97,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     Returns:
         The path written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with atomic_file(path, "w") as f:
+        f.write(text)
+    return Path(path)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
@@ -90,7 +144,7 @@ def replace_path(src: str | Path, dest: str | Path) -> Path:
     """
     src, dest = Path(src), Path(dest)
     if dest.is_dir():
-        old = dest.with_name(f".{dest.name}.old{os.getpid()}")
+        old = temporary_sibling(dest, "old")
         os.replace(dest, old)
         os.replace(src, dest)
         shutil.rmtree(old)
@@ -114,7 +168,7 @@ def staged_folder(dest: str | Path) -> Iterator[Path]:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = dest.with_name(f".{dest.name}.partial{os.getpid()}")
+    stage = temporary_sibling(dest, "partial")
     if stage.exists():
         shutil.rmtree(stage)
     try:
@@ -124,3 +178,36 @@ def staged_folder(dest: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+@contextmanager
+def install_files(out: str | Path, names: Sequence[str]) -> Iterator[Path]:
+    """Write a set of outputs into a hidden folder inside `out`, then move each into `out`.
+
+    Unlike `staged_folder`, `out` keeps whatever else it holds; of `names`, those the
+    block wrote replace their old versions (a folder too, `replace_path`) and those it
+    did not write are removed, so `out` never mixes outputs of two runs.
+
+    Args:
+        out: the destination folder (created if needed).
+        names: the output files and folders, relative to `out`.
+
+    Yields:
+        The empty staging folder. On an exception it is deleted and `out` is untouched.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = out / f".stage{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        yield stage
+        for name in names:
+            if (stage / name).exists():
+                replace_path(stage / name, out / name)
+            elif (out / name).is_dir():
+                shutil.rmtree(out / name)
+            else:
+                (out / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Uploaded images checked and decoded for the model, and images encoded for the answers.
 
-The app's one way to the inference layer's image reader (`to_pil`), so that every upload
-is read as `agfnet predict` reads a file.
+The app's one way to the data layer's image reader (`agfnet.data.convert.to_pil`), so
+that every upload is read as `agfnet predict` reads a file.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import io
 from PIL import Image
 
 from agfnet.app.uploads import ApiError, Upload
+from agfnet.data.convert import to_pil
 from agfnet.errors import UserError
-from agfnet.inference.predictor import to_pil
 
 __all__ = ["check_pixels", "decode_upload", "png_data_url"]
 

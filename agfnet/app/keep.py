@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 from agfnet.app.uploads import Upload
-from agfnet.fileio import write_json
+from agfnet.fileio import atomic_write_bytes, write_json
 
 __all__ = ["keep_folder", "keep_request"]
 
@@ -43,11 +42,4 @@ def keep_request(folder: Path, uploads: dict[str, Upload], result: dict[str, Any
         write_json(folder / "result.json", result)
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    # agfnet.fileio writes text only; this is its byte twin until it has one.
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+_write_bytes = atomic_write_bytes

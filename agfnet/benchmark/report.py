@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from agfnet.fileio import atomic_write_text
+
 __all__ = ["render_markdown", "write_markdown"]
 
 _UNITS = {"help_seconds": " s"}
@@ -204,8 +206,4 @@ def write_markdown(result: dict[str, Any], path: str | os.PathLike) -> Path:
     Returns:
         The path.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(render_markdown(result))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, render_markdown(result))

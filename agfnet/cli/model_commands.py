@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
 from agfnet.cli._common import write_json
 from agfnet.errors import UserError
+from agfnet.fileio import atomic_write_text
 
 FLOPS_CONVENTION = (
     "GFLOPs = FLOPs / 1e9 for one pair (batch 1, both images) in eval mode, counted by "
@@ -76,7 +76,5 @@ def models(
     if json_path is not None:
         write_json(json_path, {"flops_convention": FLOPS_CONVENTION, "models": rows})
         md_path = Path(json_path).with_suffix(".md")
-        tmp = md_path.with_name(f".{md_path.name}.tmp{os.getpid()}")
-        tmp.write_text(table + f"\n{FLOPS_CONVENTION}.\n")
-        os.replace(tmp, md_path)
+        atomic_write_text(md_path, table + f"\n{FLOPS_CONVENTION}.\n")
         typer.echo(f"wrote {json_path} and {md_path}", err=True)

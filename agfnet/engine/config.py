@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from agfnet.errors import UserError
+from agfnet.fileio import atomic_write_text
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -408,11 +409,7 @@ def config_to_dict(config: TrainConfig) -> dict[str, Any]:
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
     """Write the resolved config as YAML atomically; `load_config(path)` reads it back equal."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def config_hash(config: TrainConfig) -> str:

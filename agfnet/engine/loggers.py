@@ -11,6 +11,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from agfnet.fileio import write_rows_csv
+
 
 class _AppendingWriter(ExperimentWriter):
     """Lightning's writer deletes an existing metrics.csv; this one continues it."""
@@ -27,12 +29,7 @@ class _AppendingWriter(ExperimentWriter):
         path = Path(self.metrics_file_path)
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fieldnames)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
+        write_rows_csv(path, fieldnames, rows)
 
 
 class AppendingCSVLogger(CSVLogger):

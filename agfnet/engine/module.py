@@ -50,7 +50,7 @@ class PairedClassifierModule(L.LightningModule):
         channels_last: bool = False,
     ) -> None:
         super().__init__()
-        from agfnet.models import AGFNetLoss as PairedClassifierLoss  # MERGE-TODO
+        from agfnet.models import PairedClassifierLoss
 
         self.config = config
         self.classes = list(classes)

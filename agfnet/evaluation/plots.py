@@ -7,7 +7,6 @@ functions so that importing this module stays cheap.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from agfnet.evaluation.selective import aurc, risk_coverage_curve
+from agfnet.fileio import atomic_file
 
 DPI = 120
 
@@ -42,14 +42,9 @@ def save_figure(fig: Any, path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png")
+    return Path(path)
 
 
 def plot_confusion_matrix(

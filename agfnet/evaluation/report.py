@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ import numpy as np
 from agfnet.evaluation import plots
 from agfnet.evaluation.metrics import compute_metrics, to_jsonable, validate_predictions
 from agfnet.evaluation.uncertainty import predictive_entropy
+from agfnet.fileio import install_files
 
 FIGURES = ("confusion_matrix.png", "roc.png", "reliability.png", "risk_coverage.png")
 OUTPUTS = ("metrics.json", "report.md", "predictions.csv", *FIGURES)
@@ -255,10 +253,7 @@ def write_evaluation(
         raise ValueError(f"extra may not overwrite metrics.json keys: {clash}")
     metrics.update(to_jsonable(extra))
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".evaluation-", dir=out_dir))
-    try:
+    with install_files(out_dir, OUTPUTS) as stage:
         (stage / "metrics.json").write_text(
             json.dumps(metrics, indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
@@ -276,11 +271,4 @@ def write_evaluation(
                 metrics["reliability_bins"], stage / FIGURES[2], ece=metrics["ece"]
             )
             plots.plot_risk_coverage(p_l.max(axis=1), p_l.argmax(axis=1) == y_l, stage / FIGURES[3])
-        for name in OUTPUTS:
-            if (stage / name).exists():
-                os.replace(stage / name, out_dir / name)
-            else:
-                (out_dir / name).unlink(missing_ok=True)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return metrics

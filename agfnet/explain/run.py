@@ -4,8 +4,6 @@ overlays, explanations.csv, focus.json and an index page (Markdown and HTML)."""
 from __future__ import annotations
 
 import html
-import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -285,20 +283,6 @@ def _explain_row(
     }
 
 
-def _install(tmp: Path, out: Path) -> None:
-    """Move every output from the finished folder `tmp` into `out`, replacing old ones."""
-    for name in OUTPUT_FILES:
-        target = out / name
-        if (tmp / name).is_dir() and target.exists():
-            old = out / f".{name}.old{os.getpid()}"
-            os.replace(target, old)
-            os.replace(tmp / name, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp / name, target)
-    tmp.rmdir()
-
-
 def _parse_method(method: str, attention: bool) -> list[str]:
     if method not in METHODS:
         raise UserError(f"--method {method!r} is unknown: use one of {', '.join(METHODS)}")
@@ -362,9 +346,8 @@ def run_explain(
     from torch.utils.data import DataLoader
 
     from agfnet.data import PairedLesionDataset, TransformConfig, build_transforms
-    from agfnet.data.manifest import write_rows_csv
     from agfnet.evaluation.calibration import apply_temperature
-    from agfnet.fileio import write_json
+    from agfnet.fileio import install_files, write_json, write_rows_csv
     from agfnet.runtime.batch import forward_batch
     from agfnet.runtime.device import resolve_device
     from agfnet.runtime.selection import load_for_evaluation
@@ -376,6 +359,7 @@ def run_explain(
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
     device = resolve_device(device)
+    given = positions is not None
     inputs = load_for_evaluation(
         checkpoint,
         data,
@@ -397,75 +381,71 @@ def run_explain(
     }
     rows_by_number = {r.row: r for r in manifest.rows}
 
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".explain.partial{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "overlays").mkdir(parents=True)
     records: list[dict[str, Any]] = []
     bar = StepBar("explaining", len(dataset), enabled=progress).start()
     try:
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            images = (batch["clinical"], batch["ultrasound"])
-            present = batch["present"]
-            maps = {
-                method: explain_pair(model, *images, method=method, layers=names, present=present)
-            }
-            if attention:
-                maps["attention"] = attention_maps(model, *images, present=present)
-            logits, _ = forward_batch(model, *images, present, device)
-            probs = apply_temperature(logits, info.temperature)
-            for j, number in enumerate(batch["row"].tolist()):
-                row = rows_by_number[number]
-                records.append(
-                    _explain_row(
-                        tmp,
-                        row,
-                        {m: batch[m][j].numpy() for m in MODALITIES},
-                        {k: {m: v[m][j] for m in MODALITIES} for k, v in maps.items()},
-                        probs[j],
-                        info.classes,
-                        find_masks(manifest, row),
-                        stats,
+        with install_files(out, OUTPUT_FILES) as tmp:
+            (tmp / "overlays").mkdir()
+            for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+                images = (batch["clinical"], batch["ultrasound"])
+                present = batch["present"]
+                maps = {
+                    method: explain_pair(
+                        model, *images, method=method, layers=names, present=present
                     )
-                )
-                bar.advance()
-        has_mask = {m: sum(r["has_mask"][m] for r in records) for m in MODALITIES}
-        focus = {
-            k: {
-                m: mean_scores(r["focus"][k][m] for r in records if r["has_mask"][m])
-                for m in MODALITIES
-                if has_mask[m]
+                }
+                if attention:
+                    maps["attention"] = attention_maps(model, *images, present=present)
+                logits, _ = forward_batch(model, *images, present, device)
+                probs = apply_temperature(logits, info.temperature)
+                for j, number in enumerate(batch["row"].tolist()):
+                    row = rows_by_number[number]
+                    records.append(
+                        _explain_row(
+                            tmp,
+                            row,
+                            {m: batch[m][j].numpy() for m in MODALITIES},
+                            {k: {m: v[m][j] for m in MODALITIES} for k, v in maps.items()},
+                            probs[j],
+                            info.classes,
+                            find_masks(manifest, row),
+                            stats,
+                        )
+                    )
+                    bar.advance()
+            has_mask = {m: sum(r["has_mask"][m] for r in records) for m in MODALITIES}
+            focus = {
+                k: {
+                    m: mean_scores(r["focus"][k][m] for r in records if r["has_mask"][m])
+                    for m in MODALITIES
+                    if has_mask[m]
+                }
+                for k in kinds
+                if any(has_mask.values())
             }
-            for k in kinds
-            if any(has_mask.values())
-        }
-        summary = {
-            "checkpoint": str(checkpoint),
-            "model": info.build_spec["name"],
-            "data": str(data),
-            # None: every row; "given rows": the `positions` of the caller (e.g. a fold).
-            "split": (split if manifest.has_split else None) if positions is None else GIVEN,
-            "method": method,
-            "kinds": kinds,
-            "target": "predicted class",
-            "layers": names,
-            "temperature": info.temperature,
-            "n": len(records),
-            "rows_with_mask": has_mask,
-            "focus": focus,
-        }
-        for r in records:
-            del r["has_mask"]
-        write_json(tmp / "focus.json", {**summary, "rows": records})
-        header, csv_rows = _csv_rows(kinds, records)
-        write_rows_csv(tmp / "explanations.csv", header, csv_rows)
-        blocks, title = _page(summary, records)
-        (tmp / "index.md").write_text(_markdown(blocks), encoding="utf-8")
-        (tmp / "index.html").write_text(_html(blocks, title), encoding="utf-8")
-        _install(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            summary = {
+                "checkpoint": str(checkpoint),
+                "model": info.build_spec["name"],
+                "data": str(data),
+                # None: every row; "given rows": the `positions` of the caller (e.g. a fold).
+                "split": GIVEN if given else inputs.split,
+                "method": method,
+                "kinds": kinds,
+                "target": "predicted class",
+                "layers": names,
+                "temperature": info.temperature,
+                "n": len(records),
+                "rows_with_mask": has_mask,
+                "focus": focus,
+            }
+            for r in records:
+                del r["has_mask"]
+            write_json(tmp / "focus.json", {**summary, "rows": records})
+            header, csv_rows = _csv_rows(kinds, records)
+            write_rows_csv(tmp / "explanations.csv", header, csv_rows)
+            blocks, title = _page(summary, records)
+            (tmp / "index.md").write_text(_markdown(blocks), encoding="utf-8")
+            (tmp / "index.html").write_text(_html(blocks, title), encoding="utf-8")
     finally:
         bar.stop()
     return summary

@@ -274,7 +274,7 @@ def export_onnx(
     """
     import onnx
 
-    from agfnet.fileio import write_json
+    from agfnet.fileio import atomic_path, write_json
     from agfnet.runtime.checkpoint import load_model
 
     out = Path(out)
@@ -286,9 +286,7 @@ def export_onnx(
         raise UserError(f"--img-size {img_size} is too small; use at least 16 pixels")
     graph = _ExportGraph(model, float(info.temperature)).eval()
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(out) as tmp:
         _export_graph(graph, tmp, img_size, opset)
         proto = onnx.load(str(tmp))
         for key, value in _metadata(info, model, img_size).items():
@@ -320,8 +318,5 @@ def export_onnx(
                 f"the ONNX export of {checkpoint} differs from PyTorch by {report.worst_diff:.3g} "
                 f"(> {EXPORT_TOLERANCE:g}); nothing was written. Try another --opset"
             )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     write_json(out.with_name(out.name + ".json"), report.to_dict())
     return report

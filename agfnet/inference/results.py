@@ -144,16 +144,15 @@ class Explanation:
         Returns:
             name -> path of every file written.
         """
-        from agfnet.fileio import write_json
+        from agfnet.fileio import atomic_file, write_json
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         files = {}
         for m, overlay in self.overlays().items():
             path = folder / f"{m}_cam.png"
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            overlay.save(tmp, format="PNG")
-            os.replace(tmp, path)
+            with atomic_file(path, "wb") as f:
+                overlay.save(f, format="PNG")
             files[m] = path
         files["explanation"] = folder / "explanation.json"
         write_json(

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from agfnet.errors import UserError
+from agfnet.fileio import atomic_file
 
 __all__ = [
     "META_KEY",
@@ -42,17 +43,8 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         obj: anything `torch.save` accepts.
         path: destination file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path, "wb", fsync=True) as f:
+        torch.save(obj, f)
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

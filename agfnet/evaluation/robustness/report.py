@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ from agfnet.evaluation.corruptions import FAMILIES, MAX_SEVERITY
 from agfnet.evaluation.metrics import to_jsonable
 from agfnet.evaluation.report import format_value, markdown_table
 from agfnet.evaluation.robustness.conditions import METRIC_KEYS, OK, TARGETS, Condition
+from agfnet.fileio import install_files
 
 OUTPUTS = ("robustness.json", "robustness.csv", "robustness.md", "robustness.png")
 CSV_COLUMNS = (
@@ -227,10 +225,7 @@ def write_robustness(
         result: `evaluate_robustness` output.
         title: heading of robustness.md.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".robustness-", dir=out))
-    try:
+    with install_files(out, OUTPUTS) as stage:
         data = to_jsonable(result)
         (stage / OUTPUTS[0]).write_text(
             json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8"
@@ -238,7 +233,3 @@ def write_robustness(
         (stage / OUTPUTS[1]).write_text(_csv(data["conditions"]), encoding="utf-8", newline="")
         (stage / OUTPUTS[2]).write_text(_markdown(data, title), encoding="utf-8")
         plot_robustness(data, stage / OUTPUTS[3])
-        for name in OUTPUTS:
-            os.replace(stage / name, out / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
