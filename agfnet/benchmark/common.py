@@ -237,7 +237,7 @@ def make_inputs(
 def make_train_step(
     model: nn.Module, device: torch.device
 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]:
-    """One optimiser step as `agfnet train` takes it: forward, `AGFNetLoss`, backward, AdamW.
+    """One optimiser step as `agfnet train` takes it: forward, loss, backward, AdamW.
 
     The loss weights are the training defaults (auxiliary 0.5, reconstruction 1.0); a
     model without auxiliary heads or FRL pays only for its cross-entropy.
@@ -249,9 +249,9 @@ def make_train_step(
     Returns:
         step(clinical, ultrasound, labels).
     """
-    from agfnet.models import AGFNetLoss
+    from agfnet.models import PairedClassifierLoss
 
-    criterion = AGFNetLoss(aux_weight=0.5, rec_weight=1.0).to(device)
+    criterion = PairedClassifierLoss(aux_weight=0.5, rec_weight=1.0).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
 
     def step(clinical: torch.Tensor, ultrasound: torch.Tensor, labels: torch.Tensor) -> None:

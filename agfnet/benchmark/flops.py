@@ -64,9 +64,9 @@ def count_train_step_flops(
     Returns:
         Total FLOPs.
     """
-    from agfnet.models import AGFNetLoss
+    from agfnet.models import PairedClassifierLoss
 
-    criterion = AGFNetLoss(aux_weight=0.5, rec_weight=1.0).to(clinical.device)
+    criterion = PairedClassifierLoss(aux_weight=0.5, rec_weight=1.0).to(clinical.device)
     with FlopCounterMode(display=False, custom_mapping=FLOP_RULES) as counter:
         with autocast(clinical.device):
             loss = criterion(model.forward_output(clinical, ultrasound), labels)["loss"]

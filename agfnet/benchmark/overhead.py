@@ -38,7 +38,7 @@ def measure_overhead(
 ) -> dict[str, Any]:
     """Training-step and inference time of each of `FAMILIES`, interleaved, same inputs.
 
-    A training step is forward + `AGFNetLoss` + backward + AdamW step on one batch of
+    A training step is forward + `PairedClassifierLoss` + backward + AdamW step on one batch of
     `plan.train_batch` pairs; inference is an eval-mode forward under inference_mode on
     the same batch. Each model's ratio to the bare backbones is taken round by round.
 

@@ -63,7 +63,7 @@ HEADLINES: tuple[str, ...] = tuple(TARGETS)
 DEFINITIONS: dict[str, str] = {
     "train_overhead": (
         "median over interleaved rounds r of T_train(agfnet)_r / T_train(bare)_r, where "
-        "T_train is the wall time of one training step (forward, AGFNetLoss, backward, "
+        "T_train is the wall time of one training step (forward, PairedClassifierLoss, backward, "
         "AdamW step) on the same batch, and `bare` is the two timm encoders agfnet uses, "
         "each with global average pooling and a linear head (registry: decision_mean)"
     ),
