@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
+from agfnet.constants import MODALITIES
 from agfnet.errors import UserError
-
-_MODALITIES = ("clinical", "ultrasound")
 
 
 def _parse_layers(specs: list[str]) -> dict[str, list[str]] | None:
@@ -18,7 +17,7 @@ def _parse_layers(specs: list[str]) -> dict[str, list[str]] | None:
     layers: dict[str, list[str]] = {}
     for spec in specs:
         modality, sep, name = spec.partition("=")
-        if not sep or modality.strip() not in _MODALITIES or not name.strip():
+        if not sep or modality.strip() not in MODALITIES or not name.strip():
             raise UserError(
                 f"--layer {spec!r}: write MODALITY=DOTTED.NAME with MODALITY clinical or "
                 "ultrasound, e.g. --layer clinical=encoders.backbones.clinical.layer4"

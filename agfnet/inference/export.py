@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agfnet.constants import MODALITIES
 from agfnet.errors import UserError
 
 __all__ = [
@@ -46,7 +47,7 @@ MIN_OPSET = 18
 #: Largest allowed |ONNX - PyTorch| over logits and probabilities on the check inputs.
 EXPORT_TOLERANCE = 1e-4
 CHECK_BATCHES = (1, 3)
-INPUTS = ("clinical", "ultrasound")
+INPUTS = MODALITIES  # the ONNX input names
 OUTPUTS = ("logits", "probabilities")
 # Parameter-name fragment of the FRL module (AGFNet.frl) in ONNX initialiser and node names.
 FRL_PREFIX = "frl"
@@ -140,7 +141,7 @@ def _check_inputs(img_size: int, batch: int, seed: int) -> dict[str, torch.Tenso
     gen = torch.Generator().manual_seed(seed)
     return {
         m: torch.randn(batch, 3, img_size, img_size, generator=gen)
-        for m in ("clinical", "ultrasound")
+        for m in MODALITIES
     }
 
 
