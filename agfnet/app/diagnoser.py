@@ -25,6 +25,7 @@ from agfnet.app.settings import AppSettings
 from agfnet.app.uploads import ApiError, Upload
 from agfnet.constants import MODALITIES
 from agfnet.data.io import IMAGE_SUFFIXES
+from agfnet.data.manifest.display import image_noun
 from agfnet.errors import UserError
 from agfnet.inference import Predictor
 
@@ -174,7 +175,8 @@ class Diagnoser:
             ApiError: 422 empty or unreadable (the message names the field and says why),
                 413 too many pixels.
         """
-        return decode_upload(upload, self.settings.max_image_pixels)
+        noun = image_noun(upload.field, self.predictor.modality_names)
+        return decode_upload(upload, self.settings.max_image_pixels, noun)
 
     def diagnose(self, uploads: dict[str, Upload], with_cam: bool) -> dict[str, Any]:
         """Diagnose one uploaded pair.

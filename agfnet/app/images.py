@@ -54,12 +54,14 @@ def check_pixels(data: bytes, label: str, field: str, limit: int) -> None:
         )
 
 
-def decode_upload(upload: Upload, max_pixels: int) -> Image.Image:
+def decode_upload(upload: Upload, max_pixels: int, noun: str | None = None) -> Image.Image:
     """Decode one upload to an RGB image, refusing empty, oversized or unreadable files.
 
     Args:
         upload: the file of one field.
         max_pixels: the most pixels (width x height) its header may declare.
+        noun: how messages name the image (e.g. "dermoscopic image",
+            `agfnet.data.manifest.display.image_noun`); None: "<field> image".
 
     Returns:
         The RGB PIL image.
@@ -68,7 +70,7 @@ def decode_upload(upload: Upload, max_pixels: int) -> Image.Image:
         ApiError: 422 empty or unreadable (the message names the field and says why),
             413 too many pixels.
     """
-    label = f"{upload.field} image" + (f" '{upload.filename}'" if upload.filename else "")
+    label = (noun or f"{upload.field} image") + (f" '{upload.filename}'" if upload.filename else "")
     if not upload.data:
         raise ApiError(
             422, f"the {label} is an empty file (0 bytes): choose it again", upload.field

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from agfnet.constants import MODALITIES
+from agfnet.data.manifest.display import DEFAULT_MODALITY_NAMES
 
 __all__ = [
     "DISCLAIMER",
@@ -18,6 +20,7 @@ __all__ = [
     "PredictionOut",
     "UncertaintyOut",
     "prediction_body",
+    "upload_form",
 ]
 
 DISCLAIMER = (
@@ -83,29 +86,42 @@ _REFUSALS = {
 #: The `responses=` of `POST /api/predict`: each refusal's status, body model and cause.
 ERROR_RESPONSES = {code: {"model": ErrorOut, "description": why} for code, why in _REFUSALS.items()}
 
-#: The `openapi_extra=` of `POST /api/predict`: the multipart form (the route reads the
-#: body itself, so FastAPI cannot infer it), one binary field per modality.
-UPLOAD_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        m: {
-                            "type": "string",
-                            "format": "binary",
-                            "description": f"the {m} image: JPEG, PNG, TIFF, BMP or DICOM; may "
-                            "be left out only if the model accepts a missing image",
-                        }
-                        for m in MODALITIES
-                    },
+
+def upload_form(names: Mapping[str, str]) -> dict[str, Any]:
+    """The `openapi_extra=` of `POST /api/predict`: the multipart form (the route reads the
+    body itself, so FastAPI cannot infer it), one binary field per modality.
+
+    Args:
+        names: modality -> how the model names its image (the field names stay).
+
+    Returns:
+        The OpenAPI fragment.
+    """
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            m: {
+                                "type": "string",
+                                "format": "binary",
+                                "description": f"{names[m]}: JPEG, PNG, TIFF, BMP or DICOM; "
+                                "may be left out only if the model accepts a missing image",
+                            }
+                            for m in MODALITIES
+                        },
+                    }
                 }
-            }
-        },
+            },
+        }
     }
-}
+
+
+#: `upload_form` of the default names (its name before models named their images).
+UPLOAD_FORM = upload_form(DEFAULT_MODALITY_NAMES)
 
 
 def prediction_body(result: dict[str, Any], model: ModelRef, request_id: str) -> dict[str, Any]:

@@ -39,13 +39,13 @@ from agfnet.app.page import PAGE_HEADERS, STATIC, render_page
 from agfnet.app.schemas import (
     DISCLAIMER,
     ERROR_RESPONSES,
-    UPLOAD_FORM,
     ErrorOut,
     HealthOut,
     ModelRef,
     PredictionOut,
     UncertaintyOut,
     prediction_body,
+    upload_form,
 )
 from agfnet.app.settings import AppSettings
 from agfnet.app.uploads import ApiError, read_uploads
@@ -104,13 +104,16 @@ def create_app(
         predictor = Predictor.from_checkpoint(predictor)
     diagnoser = Diagnoser(predictor, settings)
     limiter = anyio.CapacityLimiter(settings.max_concurrency)
-    page = render_page()
+    names = predictor.modality_names
+    page = render_page(names)
+    pair = " + ".join(names[m] for m in MODALITIES)
 
     app = FastAPI(
         title="AGFNet lesion diagnosis",
         description=(
-            "Skin lesion diagnosis from a clinical photograph paired with a skin ultrasound "
-            f"image, by {diagnoser.model.id}. {DISCLAIMER}"
+            f"Skin lesion diagnosis from two images of one lesion ({pair}: the fields "
+            f"{' and '.join(f'`{m}`' for m in MODALITIES)}), by {diagnoser.model.id}. "
+            f"{DISCLAIMER}"
         ),
         version=str(predictor.info.version or "unknown"),
     )
@@ -134,8 +137,8 @@ def create_app(
     @app.post(
         "/api/predict",
         response_model=PredictionOut,
-        summary="Diagnose one clinical photograph + ultrasound pair",
-        openapi_extra=UPLOAD_FORM,
+        summary=f"Diagnose one pair: {pair}",
+        openapi_extra=upload_form(names),
         responses=ERROR_RESPONSES,
     )
     async def predict(

@@ -75,7 +75,7 @@ def validate(
 import_app = typer.Typer(
     help=(
         "Import a public data set as a paired manifest.\n\n"
-        "Example: agfnet import derm7pt ~/data/derm7pt --out derm7pt.csv"
+        "Example: agfnet import derm7pt ~/data/derm7pt"
     ),
     no_args_is_help=True,
 )
@@ -87,19 +87,33 @@ def derm7pt(
     release_dir: Path = typer.Argument(
         ..., help="Unpacked Derm7pt release: the folder holding release_v0, or release_v0."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Manifest CSV to write."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Manifest CSV to write. Default: RELEASE_DIR/derm7pt.csv, whose image paths are "
+        "relative (the folder can move); outside RELEASE_DIR they are absolute.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
 ) -> None:
     """Write a paired manifest for a local copy of Derm7pt (clinical + dermoscopic images).
 
     The dermoscopic image fills the `ultrasound` slot; labels are the five groups BCC,
     MEL, MISC, NEV, SK; `split` is the official train/val/test split; cases without a
-    clinical image get a blank `clinical` cell and `flag = clinical_missing`.
+    clinical image get a blank `clinical` cell and `flag = clinical_missing`. Image paths
+    are relative to the manifest's folder when it lies above the images (the default
+    --out): the folder then moves as a whole.
+    Prints the `agfnet train` command whose override (`data.modality_names`) makes the
+    web app, predict and the reports call the second image "Dermoscopic image".
 
-    Example: agfnet import derm7pt ~/data/derm7pt --out derm7pt.csv
+    Example: agfnet import derm7pt ~/data/derm7pt   (writes ~/data/derm7pt/derm7pt.csv)
     """
+    import shlex
+
     from agfnet.data.derm7pt import import_derm7pt
 
     summary = import_derm7pt(release_dir, out, overwrite=overwrite)
     typer.echo("\n".join(summary.lines()))
-    typer.echo(f"next: agfnet validate {out} --allow-missing-modality")
+    manifest = shlex.quote(str(summary.manifest))
+    typer.echo(f"next: agfnet validate {manifest} --allow-missing-modality")
+    typer.echo(f"then: {summary.train_command()}  (docs/benchmarks/derm7pt.md: presets)")

@@ -29,7 +29,7 @@ def _open_predictor(checkpoint: Path | None, onnx: Path | None, device: str | No
 def _table(predictor: Any, result: Any) -> str:
     """The human-readable form of one prediction."""
     width = max(len(c) for c in predictor.classes)
-    used = [m for m, on in result.modalities.items() if on]
+    used = [predictor.modality_names[m] for m, on in result.modalities.items() if on]
     u = result.uncertainty
     lines = [
         f"model: {predictor.model_name} ({predictor.source}), temperature "
@@ -109,10 +109,15 @@ def predict(
         None, "--onnx", help="An ONNX file of `agfnet export`, run with onnxruntime (CPU)."
     ),
     clinical: Path | None = typer.Option(
-        None, "--clinical", help="Clinical photograph (JPEG, PNG, TIFF, BMP, DICOM)."
+        None,
+        "--clinical",
+        help="The first image: the clinical photograph (JPEG, PNG, TIFF, BMP, DICOM).",
     ),
     ultrasound: Path | None = typer.Option(
-        None, "--ultrasound", help="Ultrasound image (JPEG, PNG, TIFF, BMP, DICOM)."
+        None,
+        "--ultrasound",
+        help="The second image: the ultrasound image, or what the model was trained on in "
+        "that slot (Derm7pt: the dermoscopic image).",
     ),
     data: Path | None = typer.Option(
         None, "--data", help="Manifest CSV for batch prediction (labels optional)."
@@ -141,9 +146,11 @@ def predict(
 
     Prints the class probabilities (temperature-scaled), the prediction, its uncertainty
     (entropy, normalised entropy, max probability, certainty high >= 0.8 > moderate >=
-    0.5 > low) and the modalities used. One image may be left out only for a model trained
-    with modality dropout (or the other image of a single-modality model). With --data,
-    writes --out CSV (row, lesion_id, prediction, prob_<class>..., entropy, modalities).
+    0.5 > low) and the images used, named as the model's training config names them
+    (`data.modality_names`, e.g. "Dermoscopic image"). One image may be left out only for
+    a model trained with modality dropout (or the other image of a single-modality
+    model). With --data, writes --out CSV (row, lesion_id, prediction, prob_<class>...,
+    entropy, modalities).
     With --cam DIR, also writes Grad-CAM overlays of the predicted class there. With
     --mc N or --tta N, the probabilities are the mean of N passes and their spread
     (standard deviation, mutual information) is reported too.
@@ -174,7 +181,8 @@ def predict(
         explanation = predictor.explain(clinical, ultrasound)
         result = explanation.prediction
         files = explanation.save(cam)
-        typer.echo(f"CAM overlays: {', '.join(str(p) for p in files.values())}", err=as_json)
+        shown = [f"{predictor.modality_names.get(k, k)}: {p}" for k, p in files.items()]
+        typer.echo(f"CAM overlays: {', '.join(shown)}", err=as_json)
     typer.echo(json.dumps(result.to_dict()) if as_json else _table(predictor, result))
 
 

@@ -4,7 +4,10 @@ The release cannot be downloaded by agfnet (it needs registration); the user poi
 importer at a copy. The result is an ordinary paired manifest: the clinical photograph in
 `clinical`, the dermoscopic image in the second slot, `ultrasound` (Derm7pt has no
 ultrasound; the second modality is dermoscopy), the usual five-class grouping in `label`,
-the official split in `split` and the case number in `lesion_id`.
+the official split in `split` and the case number in `lesion_id`. The manifest goes into
+the release folder by default, so its image paths are relative to its folder and the
+data moves with it. Outputs should call the second image dermoscopic: train with
+`MODALITY_OVERRIDE` (the config key `data.modality_names`), which the importer prints.
 
 Cases whose clinical image is missing in the release (`clinic == derm`: the dermoscopic
 image was put in both columns) get a blank `clinical` cell and `flag =
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +65,15 @@ META_COLUMNS = ("case_num", "diagnosis", "clinic", "derm", "notes")
 INDEX_FILES = {"train": "train_indexes.csv", "val": "valid_indexes.csv", "test": "test_indexes.csv"}
 MANIFEST_COLUMNS = ("clinical", "ultrasound", "label", "lesion_id", "split", "diagnosis", "flag")
 FLAG_CLINICAL_MISSING = "clinical_missing"
+#: The manifest's name inside the release folder when no other is given.
+DEFAULT_MANIFEST = "derm7pt.csv"
+
+#: How outputs should name Derm7pt's images: the second slot holds the dermoscopic image.
+MODALITY_NAMES = {"clinical": "Clinical photograph", "ultrasound": "Dermoscopic image"}
+#: The `agfnet train` override that stores `MODALITY_NAMES` in the checkpoint.
+MODALITY_OVERRIDE = f"data.modality_names.ultrasound={MODALITY_NAMES['ultrasound']}"
+#: The config key that lets a fusion model train on the cases without a clinical image.
+DROPOUT_KEY = "model.overrides.modality_dropout"
 
 
 @dataclass
@@ -75,6 +88,9 @@ class ImportSummary:
         split_counts: cases per split.
         flagged: cases with no clinical image (`flag = clinical_missing`).
         flagged_cases: their case numbers.
+        relative: whether every image path is relative to the manifest's folder (it lies
+            above the images), so that the folder can move; else they are absolute.
+        modality_names: how outputs should name the two images (`MODALITY_NAMES`).
     """
 
     manifest: Path
@@ -84,15 +100,44 @@ class ImportSummary:
     split_counts: dict[str, int]
     flagged: int
     flagged_cases: list[str] = field(default_factory=list)
+    relative: bool = True
+    modality_names: dict[str, str] = field(default_factory=lambda: dict(MODALITY_NAMES))
 
     def lines(self) -> list[str]:
         """Returns: the human-readable summary."""
+        paths = (
+            "image paths relative to its folder: move the folder as a whole"
+            if self.relative
+            else f"image paths absolute, as the manifest is not in {self.release.parent} or "
+            "below; write it there (e.g. the default --out) so that the data can move with it"
+        )
         return [
-            f"wrote {self.manifest} ({self.rows} cases from {self.release})",
+            f"wrote {self.manifest} ({self.rows} cases from {self.release}; {paths})",
             "classes: " + ", ".join(f"{c} {n}" for c, n in self.class_counts.items()),
             "splits: " + ", ".join(f"{s} {n}" for s, n in self.split_counts.items()),
             f"flagged (clinical image missing, clinical cell left blank): {self.flagged}",
+            "images: "
+            + ", ".join(f"{m} = {n}" for m, n in self.modality_names.items())
+            + " (stored in the checkpoint by the train override below)",
         ]
+
+    def train_command(self, config: str = "lite", out: str = "runs/derm7pt-lite") -> str:
+        """The `agfnet train` command for this manifest on its official split, with the
+        override naming the second image dermoscopic (and modality dropout, which the
+        cases without a clinical image need).
+
+        Args:
+            config: the preset or YAML file.
+            out: the run folder.
+
+        Returns:
+            A shell command line.
+        """
+        overrides = [MODALITY_OVERRIDE]
+        if self.flagged:
+            overrides.append(f"{DROPOUT_KEY}=0.1")
+        words = ["agfnet", "train", "--data", str(self.manifest), "--config", config]
+        return " ".join(shlex.quote(w) for w in [*words, "--out", out, *overrides])
 
 
 def _release_dir(path: Path) -> Path:
@@ -132,7 +177,8 @@ def _find_image(images: Path, rel: str, cache: dict[Path, dict[str, str]]) -> Pa
 
 
 def _manifest_path(image: Path, out_dir: Path) -> str:
-    """Path relative to the manifest's folder when it stays inside it, else absolute."""
+    """Path relative to the manifest's folder when it stays inside it, else absolute
+    (a manifest may not point above its folder: `agfnet.data.manifest.paths`)."""
     try:
         rel = os.path.relpath(image, out_dir)
     except ValueError:  # another drive on Windows
@@ -143,15 +189,19 @@ def _manifest_path(image: Path, out_dir: Path) -> str:
 
 
 def import_derm7pt(
-    release_dir: str | os.PathLike, out_csv: str | os.PathLike, *, overwrite: bool = False
+    release_dir: str | os.PathLike,
+    out_csv: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = False,
 ) -> ImportSummary:
     """Write a paired manifest for a local copy of the Derm7pt release.
 
     Args:
         release_dir: the unpacked release: the folder holding `release_v0`, or
             `release_v0` itself (with `images/` and `meta/`).
-        out_csv: the manifest to write. Image paths in it are relative to its folder
-            when the images lie under that folder, else absolute.
+        out_csv: the manifest to write; None: `release_dir/derm7pt.csv`. Image paths
+            in it are relative to its folder when the images lie under that folder (the
+            folder and the manifest can then move together), else absolute.
         overwrite: replace an existing `out_csv`.
 
     Returns:
@@ -161,7 +211,7 @@ def import_derm7pt(
         UserError: not a release, a file of it missing, an unknown diagnosis, bad split
             indexes, image files missing, or `out_csv` exists (every problem is listed).
     """
-    out_csv = Path(out_csv)
+    out_csv = Path(release_dir) / DEFAULT_MANIFEST if out_csv is None else Path(out_csv)
     if out_csv.exists() and not overwrite:
         raise UserError(f"{out_csv} exists; choose another --out or pass --overwrite.")
     release = _release_dir(Path(release_dir)).resolve()
@@ -260,4 +310,7 @@ def import_derm7pt(
         split_counts={s: splits.get(s, 0) for s in INDEX_FILES},
         flagged=len(flagged),
         flagged_cases=flagged,
+        relative=not any(
+            Path(r[m]).is_absolute() for r in rows for m in ("clinical", "ultrasound") if r[m]
+        ),
     )

@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from agfnet.data.manifest.display import DEFAULT_MODALITY_NAMES, modality_names
 from agfnet.errors import UserError
 from agfnet.fileio import atomic_write_text
 
@@ -37,10 +38,12 @@ MONITORABLE = (
     "val/macro_auc",
 )
 
-# Keys that say where a run executes, not what it computes: a run resumed or a fold rerun on
-# other hardware keeps its identity (see `config_hash`).
+# Keys that say where a run executes (or how its outputs name the images), not what it
+# computes: a run resumed or a fold rerun on other hardware keeps its identity (see
+# `config_hash`).
 RUNTIME_KEYS = (
     "data.num_workers",
+    "data.modality_names",
     "trainer.accelerator",
     "trainer.devices",
     "trainer.num_nodes",
@@ -71,6 +74,14 @@ class DataSection(_Section):
     classes: list[str] | None = None  # class order; None: sorted label names
     # Fields of `agfnet.data.TransformConfig` (augmentation, normalisation) but img_size.
     transform: dict[str, Any] = Field(default_factory=dict)
+    # How the page, predict and the reports name each image (modality -> name; a modality
+    # left out keeps its default), e.g. Derm7pt: ultrasound: Dermoscopic image.
+    modality_names: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_MODALITY_NAMES))
+
+    @field_validator("modality_names")
+    @classmethod
+    def _known_modalities(cls, value: dict[str, str]) -> dict[str, str]:
+        return modality_names(value)
 
     @field_validator("transform")
     @classmethod

@@ -14,6 +14,7 @@ from PIL import Image
 from agfnet.constants import MODALITIES
 from agfnet.data.convert import ImageInput, to_pil
 from agfnet.data.convert import to_pil_pair as read_pair
+from agfnet.data.manifest.display import DEFAULT_MODALITY_NAMES
 from agfnet.errors import UserError
 from agfnet.inference.results import Prediction, summarize_uncertainty
 
@@ -33,6 +34,8 @@ class PredictorBase:
         reads: the modalities the network reads.
         supports_missing: whether a pair with one image missing can be diagnosed.
         source: the checkpoint or ONNX file, for messages.
+        modality_names: modality -> how outputs name its image (the training config's
+            `data.modality_names`, e.g. "Dermoscopic image" for Derm7pt's second slot).
         sampling: None for one deterministic pass, or a `Sampling` (Monte-Carlo dropout
             or test-time augmentation, `agfnet.runtime.stochastic`): every prediction
             is then the mean of several passes and carries their spread.
@@ -47,6 +50,7 @@ class PredictorBase:
     reads: tuple[str, ...]
     supports_missing: bool
     source: str
+    modality_names: dict[str, str] = DEFAULT_MODALITY_NAMES
 
     def _setup(self) -> None:
         """Build the evaluation transform; call once the attributes are set."""
@@ -80,7 +84,8 @@ class PredictorBase:
 
     def describe(self) -> dict[str, Any]:
         """Returns: model name, classes, image size, temperature, modalities read,
-        supports_missing and source, as a JSON-ready dict (e.g. for an /info endpoint)."""
+        supports_missing, source and modality_names, as a JSON-ready dict (e.g. for an
+        /info endpoint)."""
         return {
             "model": self.model_name,
             "classes": list(self.classes),
@@ -89,6 +94,7 @@ class PredictorBase:
             "reads": list(self.reads),
             "supports_missing": self.supports_missing,
             "source": self.source,
+            "modality_names": dict(self.modality_names),
         }
 
     def check_modalities(self, present: np.ndarray, where: Sequence[str] | None = None) -> None:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from agfnet.constants import MODALITIES
+from agfnet.data.manifest.display import config_modality_names
 from agfnet.errors import UserError
 
 __all__ = [
@@ -193,6 +194,8 @@ def _metadata(info: Any, model: nn.Module, img_size: int) -> dict[str, str]:
         "inputs": json.dumps(list(INPUTS)),
         "outputs": json.dumps(list(OUTPUTS)),
         "probabilities": "softmax(logits / temperature)",
+        # How outputs name each input's image (the training config's data.modality_names).
+        "modality_names": json.dumps(config_modality_names(info.config)),
     }
 
 
@@ -256,9 +259,9 @@ def export_onnx(
 
     Writes OUT (the ONNX file; metadata_props agfnet_version, model_name, build_spec,
     classes, img_size, normalization, transform, temperature, reads, supports_missing,
-    modality_dropout, inputs, outputs, probabilities) and OUT.json (the `ExportReport`),
-    each atomically, and only after onnx.checker, the no-FRL check and the comparison
-    with PyTorch at batch sizes 1 and 3 passed.
+    modality_dropout, inputs, outputs, probabilities, modality_names) and OUT.json (the
+    `ExportReport`), each atomically, and only after onnx.checker, the no-FRL check and
+    the comparison with PyTorch at batch sizes 1 and 3 passed.
 
     Args:
         checkpoint: a best.ckpt / last.ckpt of `agfnet train` (read with weights_only).

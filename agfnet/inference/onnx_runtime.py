@@ -2,8 +2,8 @@
 
 Everything it needs comes from the file's metadata (written by `export_onnx`): classes,
 preprocessing, temperature, which modalities the model reads and whether it accepts a
-missing one. No checkpoint and no model code are used; preprocessing is the same
-`agfnet.data` evaluation transform.
+missing one, and how outputs name each image. No checkpoint and no model code are used;
+preprocessing is the same `agfnet.data` evaluation transform.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from agfnet.constants import MODALITIES
+from agfnet.data.manifest.display import modality_names
 from agfnet.errors import UserError
 from agfnet.inference.base import PredictorBase
 
@@ -57,6 +58,8 @@ class OnnxPredictor(PredictorBase):
             self.reads = tuple(json.loads(metadata["reads"]))
             self.supports_missing = bool(json.loads(metadata["supports_missing"]))
             self.modality_dropout = bool(json.loads(metadata.get("modality_dropout", "false")))
+            # Absent from files exported before the setting: the default names.
+            self.modality_names = modality_names(json.loads(metadata.get("modality_names", "{}")))
         except ValueError as err:
             raise UserError(
                 f"{source}: its agfnet metadata is malformed ({err}); export the checkpoint "

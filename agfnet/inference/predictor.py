@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from agfnet.constants import MODALITIES
+from agfnet.data.manifest.display import config_modality_names
 from agfnet.fileio import atomic_write_text
 from agfnet.inference.base import ImageInput, PredictorBase, read_pair, to_pil
 from agfnet.inference.results import (
@@ -79,6 +80,7 @@ class Predictor(PredictorBase):
         self.reads = tuple(getattr(model.encoders, "modalities", MODALITIES))
         self.supports_missing = bool(model.supports_missing)
         self.source = str(info.path)
+        self.modality_names = config_modality_names(info.config)
         self._setup()
 
     @classmethod
@@ -139,6 +141,7 @@ class Predictor(PredictorBase):
             target=prediction.prediction,
             maps={m: maps[m] for m in used},
             images={m: images[MODALITIES.index(m)] for m in used},
+            names=dict(self.modality_names),
         )
 
     def mc_model(self) -> torch.nn.Module:

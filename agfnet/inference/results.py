@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from agfnet.data.manifest.display import DEFAULT_MODALITY_NAMES
 
 __all__ = [
     "CERTAINTY_THRESHOLDS",
@@ -108,6 +110,7 @@ class Explanation:
         maps: modality -> float32 (S, S) map in [0, 1] at the model's input size, for
             the modalities the prediction used.
         images: modality -> the RGB input image at its own size, for the same modalities.
+        names: modality -> how outputs name its image (`PredictorBase.modality_names`).
     """
 
     prediction: Prediction
@@ -115,6 +118,7 @@ class Explanation:
     target: str
     maps: dict[str, np.ndarray]
     images: dict[str, Image.Image]
+    names: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MODALITY_NAMES))
 
     def overlays(self) -> dict[str, Image.Image]:
         """Each map, resized to its image, blended over it (jet colour map, half weight).
@@ -163,6 +167,7 @@ class Explanation:
                     "method": self.method,
                     "target": self.target,
                     "files": {m: p.name for m, p in files.items() if m in self.maps},
+                    "titles": {m: self.names[m] for m in self.maps},
                 },
             },
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import shlex
+import shutil
 from pathlib import Path
 
 import pytest
 
-from agfnet.data.derm7pt import import_derm7pt
-from agfnet.data.manifest import read_manifest
+from agfnet.data.derm7pt import MODALITY_NAMES, MODALITY_OVERRIDE, import_derm7pt
+from agfnet.data.manifest import read_manifest, validate_manifest
 from agfnet.errors import ManifestError, UserError
 
 META_HEADER = [
@@ -126,10 +128,51 @@ def test_the_manifest_passes_validation_as_missing_modality(release: Path) -> No
 
 def test_manifest_outside_the_release_gets_absolute_paths(release: Path, tmp_path: Path) -> None:
     out = tmp_path / "elsewhere" / "m.csv"
-    import_derm7pt(release, out)
+    summary = import_derm7pt(release, out)
     rows = _read(out)
     assert Path(rows[0]["clinical"]).is_absolute() and Path(rows[0]["clinical"]).is_file()
     assert len(read_manifest(out, allow_missing_modality=True)) == 12
+    assert not summary.relative and "image paths absolute" in summary.lines()[0]
+
+
+@pytest.mark.parametrize("out", [None, "derm7pt.csv", "release_v0/m.csv", "sub/m.csv"])
+def test_the_release_moved_with_its_manifest_still_validates(
+    release: Path, tmp_path: Path, out: str | None
+) -> None:
+    # None: the default --out (RELEASE_DIR/derm7pt.csv); "sub/m.csv" lies beside the
+    # images, not above them, so its paths are absolute and only it breaks when moved.
+    summary = import_derm7pt(release, None if out is None else release / out)
+    written = summary.manifest
+    assert written == release / (out or "derm7pt.csv")
+    cells = [r[c] for r in _read(written) for c in ("clinical", "ultrasound") if r[c]]
+    assert summary.relative == all(not Path(c).is_absolute() for c in cells)
+    assert summary.relative == (out != "sub/m.csv")
+    moved = tmp_path / "moved" / "renamed"
+    shutil.move(release, moved)
+    assert not release.exists()
+    report = validate_manifest(moved / written.relative_to(release), allow_missing_modality=True)
+    assert report.ok == summary.relative, report.summary_lines()
+    if summary.relative:
+        assert report.rows == 12 and "relative to its folder" in summary.lines()[0]
+
+
+def test_the_summary_names_the_dermoscopic_image_and_the_train_override(release: Path) -> None:
+    from agfnet.engine.config import load_config, parse_overrides
+
+    summary = import_derm7pt(release, release / "m.csv")
+    assert summary.modality_names == MODALITY_NAMES
+    assert MODALITY_NAMES["ultrasound"] == "Dermoscopic image"
+    assert any("ultrasound = Dermoscopic image" in line for line in summary.lines())
+    command = shlex.split(summary.train_command())
+    assert command[:4] == ["agfnet", "train", "--data", str(release / "m.csv")]
+    assert MODALITY_OVERRIDE in command
+    assert "model.overrides.modality_dropout=0.1" in command  # one case lacks its photograph
+    overrides = [w for w in command if "=" in w and not w.startswith("-")]
+    assert parse_overrides(overrides)["data"]["modality_names"] == {
+        "ultrasound": "Dermoscopic image"
+    }
+    names = load_config("tiny", [MODALITY_OVERRIDE]).data.modality_names
+    assert names == MODALITY_NAMES
 
 
 def test_existing_output_is_not_overwritten(release: Path) -> None:
@@ -186,3 +229,19 @@ def test_not_a_release(tmp_path: Path) -> None:
     _write_csv(tmp_path / "meta" / "meta.csv", ["case_num", "diagnosis"], [[1, "lentigo"]])
     with pytest.raises(UserError, match=r"missing column\(s\) \['clinic', 'derm', 'notes'\]"):
         import_derm7pt(tmp_path, tmp_path / "m.csv")
+
+
+def test_the_command_writes_into_the_release_and_prints_the_train_override(
+    release: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from agfnet.cli.app import app
+
+    result = CliRunner().invoke(app, ["import", "derm7pt", str(release)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert (release / "derm7pt.csv").is_file()
+    assert "relative to its folder" in result.output
+    assert f"next: agfnet validate {release / 'derm7pt.csv'}" in result.output
+    train = next(line for line in result.output.splitlines() if line.startswith("then: "))
+    assert shlex.quote(MODALITY_OVERRIDE) in train and "--config lite" in train

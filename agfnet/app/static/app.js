@@ -5,7 +5,12 @@
 
 (function () {
   const FIELDS = ["clinical", "ultrasound"];
-  const TITLES = { clinical: "Clinical photograph", ultrasound: "Ultrasound image" };
+  // How the page names each image: the model's names (its config's data.modality_names,
+  // e.g. "Dermoscopic image"), rendered into the drop zones by the server, then from api/model.
+  const TITLES = {};
+  for (const field of FIELDS) {
+    TITLES[field] = document.querySelector(`#drop-${field} .drop-title`).textContent.trim();
+  }
   const CERTAINTY_WORDS = {
     high: "High",
     moderate: "Moderate",
@@ -36,6 +41,17 @@
   function megabytes(n) {
     if (n < 1024 * 1024) return Math.max(1, Math.round(n / 1024)) + " kB";
     return (n / (1024 * 1024)).toFixed(n < 10 * 1024 * 1024 ? 1 : 0) + " MB";
+  }
+
+  // A name inside a sentence: "Dermoscopic image" -> "dermoscopic image" ("MRI scan" stays).
+  function inSentence(name) {
+    const lower = name.length > 1 && name[0] !== name[0].toLowerCase() &&
+      name[1] === name[1].toLowerCase();
+    return lower ? name[0].toLowerCase() + name.slice(1) : name;
+  }
+
+  function withArticle(name) {
+    return (/^[aeiou]/i.test(name) ? "an " : "a ") + name;
   }
 
   function percent(p) {
@@ -120,7 +136,7 @@
       delete previews[field];
     };
     img.src = previews[field];
-    img.alt = `Preview of the ${TITLES[field].toLowerCase()}, ${file.name}`;
+    img.alt = `Preview of the ${inSentence(TITLES[field])}, ${file.name}`;
     figure.querySelector("figcaption").textContent = `${file.name} \u00b7 ${megabytes(file.size)}`;
     figure.hidden = false;
     drop.querySelector(".remove").hidden = false;
@@ -174,12 +190,12 @@
     card.append(heading);
     const pair = document.createElement("div");
     pair.className = "cam-pair";
-    const figures = [["Uploaded image", previews[field], `The uploaded ${title.toLowerCase()}`]];
+    const figures = [["Uploaded image", previews[field], `The uploaded ${inSentence(title)}`]];
     if (cams && cams[field]) {
       figures.push([
         "Heatmap",
         cams[field],
-        `Grad-CAM heatmap over the ${title.toLowerCase()}: warm colours mark the regions that raised the score of the most probable class`,
+        `Grad-CAM heatmap over the ${inSentence(title)}: warm colours mark the regions that raised the score of the most probable class`,
       ]);
     }
     for (const [caption, src, alt] of figures) {
@@ -209,7 +225,7 @@
         if (chosenFile(field)) {
           const note = document.createElement("p");
           note.className = "cam-missing";
-          note.textContent = `The model does not use the ${TITLES[field].toLowerCase()}.`;
+          note.textContent = `The model does not use the ${inSentence(TITLES[field])}.`;
           box.append(note);
         }
         continue;
@@ -236,7 +252,7 @@
       `normalised entropy ${u.normalized_entropy.toFixed(2)} (0 = one class certain, 1 = all equally likely).`;
     renderBars(body.probabilities, body.prediction);
     renderCams(body);
-    const used = FIELDS.filter((f) => body.modalities[f]).map((f) => TITLES[f].toLowerCase());
+    const used = FIELDS.filter((f) => body.modalities[f]).map((f) => inSentence(TITLES[f]));
     $("meta").textContent =
       `Model ${body.model.id} \u00b7 images used: ${used.join(" and ")} \u00b7 request ${body.request_id}`;
     result.hidden = false;
@@ -281,7 +297,7 @@
       showError(
         "Images missing. ",
         needed === 2
-          ? "Choose both images: this model needs a clinical photograph and an ultrasound image of the same lesion."
+          ? `Choose both images: this model needs ${FIELDS.map((f) => withArticle(inSentence(TITLES[f]))).join(" and ")} of the same lesion.`
           : "Choose at least one image.",
       );
       return;
@@ -379,6 +395,7 @@
       const response = await fetch("api/model");
       if (!response.ok) throw new Error(String(response.status));
       model = await response.json();
+      Object.assign(TITLES, model.modality_names || {});
     } catch (err) {
       line.textContent = "The model description could not be loaded; predictions may still work.";
       return;

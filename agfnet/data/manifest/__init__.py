@@ -7,11 +7,13 @@ numbered from 1 for the first data row. Validation reports every problem at once
 
 Modules: `schema` (columns and the validated types), `report` (`ValidationReport`),
 `header` (file and header checks), `paths` (image cells to files), `rows` (per-row
-checks), `images` (decoding), `parse` (the whole file), `read` (the public readers).
+checks), `images` (decoding), `parse` (the whole file), `read` (the public readers),
+`display` (the modalities' display names, config `data.modality_names`).
 """
 
 from __future__ import annotations
 
+from agfnet.data.manifest.display import DEFAULT_MODALITY_NAMES, modality_names
 from agfnet.data.manifest.images import ProgressCallback
 from agfnet.data.manifest.read import read_manifest, validate_manifest
 from agfnet.data.manifest.report import ValidationReport
@@ -27,6 +29,7 @@ from agfnet.fileio import write_rows_csv
 
 __all__ = [
     "COLUMNS",
+    "DEFAULT_MODALITY_NAMES",
     "MODALITIES",
     "SPLITS",
     "Manifest",
@@ -34,6 +37,7 @@ __all__ = [
     "ManifestRow",
     "ProgressCallback",
     "ValidationReport",
+    "modality_names",
     "read_manifest",
     "validate_manifest",
     "write_rows_csv",
