@@ -117,6 +117,7 @@ class PredictorBase:
             name=f"{self.model_name} ({self.source})",
             where=where,
             refusal=self.missing_refusal,
+            names=self.modality_names,
         )
 
     def missing_refusal(self, modality: str) -> tuple[str, str]:
@@ -130,7 +131,7 @@ class PredictorBase:
         """
         from agfnet.runtime.selection import missing_refusal
 
-        return missing_refusal(modality, f"{self.model_name} ({self.source})")
+        return missing_refusal(modality, f"{self.model_name} ({self.source})", self.modality_names)
 
     def preprocess(
         self, clinical: ImageInput, ultrasound: ImageInput

@@ -140,10 +140,7 @@ def frl_parameter_names(model: nn.Module) -> list[str]:
 def _check_inputs(img_size: int, batch: int, seed: int) -> dict[str, torch.Tensor]:
     """Seeded random (B, 3, S, S) inputs for both modalities."""
     gen = torch.Generator().manual_seed(seed)
-    return {
-        m: torch.randn(batch, 3, img_size, img_size, generator=gen)
-        for m in MODALITIES
-    }
+    return {m: torch.randn(batch, 3, img_size, img_size, generator=gen) for m in MODALITIES}
 
 
 def _export_graph(graph: _ExportGraph, tmp: Path, img_size: int, opset: int) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from agfnet.constants import MODALITIES
-from agfnet.data.manifest.display import modality_names
+from agfnet.data.manifest.display import image_noun, modality_names
 from agfnet.errors import UserError
 from agfnet.inference.base import PredictorBase
 
@@ -73,10 +73,11 @@ class OnnxPredictor(PredictorBase):
         dropout still needs both images, as missing-image handling is not exported."""
         if not self.modality_dropout:
             return super().missing_refusal(modality)
+        noun = image_noun(modality, self.modality_names)
         return (
-            f"the {modality} image is missing, and the ONNX export {self.source} takes both "
+            f"the {noun} is missing, and the ONNX export {self.source} takes both "
             "images (missing-image handling is not exported)",
-            f"Give the {modality} image too, or predict with the checkpoint "
+            f"Give the {noun} too, or predict with the checkpoint "
             "(`agfnet predict --checkpoint`), whose model was trained with modality dropout.",
         )
 

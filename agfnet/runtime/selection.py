@@ -8,7 +8,7 @@ image, used by those commands, by training and by every predictor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from agfnet.constants import MODALITIES
+from agfnet.data.manifest.display import image_noun, modality_names
 from agfnet.errors import UserError
 
 __all__ = [
@@ -36,21 +37,25 @@ def _join(items: Sequence[Any], limit: int = 10) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def missing_refusal(modality: str, name: str) -> tuple[str, str]:
+def missing_refusal(
+    modality: str, name: str, names: Mapping[str, str] | None = None
+) -> tuple[str, str]:
     """Why a pair without `modality` is refused by a model trained without modality
     dropout, and the fix (both for the message).
 
     Args:
         modality: the missing one.
         name: the model, as named in the message (e.g. "agfnet_tiny (best.ckpt)").
+        names: modality -> display name (`data.modality_names`); None for the defaults.
 
     Returns:
         (what is wrong, how to fix it).
     """
+    noun = image_noun(modality, modality_names(names))
     return (
-        f"the {modality} image is missing, but {name} was trained without modality "
+        f"the {noun} is missing, but {name} was trained without modality "
         "dropout, so it needs both images",
-        f"Give the {modality} image too, or use a model trained to accept a missing image: "
+        f"Give the {noun} too, or use a model trained to accept a missing image: "
         f"set the config key {DROPOUT_KEY} (e.g. `agfnet train --data M.csv "
         f"{DROPOUT_KEY}=0.2`).",
     )
@@ -64,6 +69,7 @@ def refuse_missing(
     name: str,
     where: Sequence[str] | None = None,
     refusal: Any = None,
+    names: Mapping[str, str] | None = None,
 ) -> None:
     """Refuse pairs a model cannot diagnose, saying which image is missing and why.
 
@@ -75,6 +81,7 @@ def refuse_missing(
         where: a label per pair for the message (e.g. "row 7"); None for one pair.
         refusal: `modality -> (what, fix)` for a fusion model without modality dropout;
             None for `missing_refusal`.
+        names: modality -> display name (`data.modality_names`); None for the defaults.
 
     Raises:
         UserError: a pair lacks an image the model needs.
@@ -89,24 +96,37 @@ def refuse_missing(
         prefix = f"{_join(rows)}: " if where is not None else ""
         raise UserError(f"{prefix}{what}. {fix}")
 
-    refuse(~present.any(axis=1), "no image given", "Give a clinical and an ultrasound image.")
+    names = modality_names(names)
+    nouns = {m: image_noun(m, names) for m in MODALITIES}
+    refuse(
+        ~present.any(axis=1),
+        "no image given",
+        f"Give a {nouns['clinical']} and an {nouns['ultrasound']}."
+        if nouns["ultrasound"][0] in "aeiou"
+        else f"Give a {nouns['clinical']} and a {nouns['ultrasound']}.",
+    )
     needed = [m for m in MODALITIES if m in reads]
     if len(needed) == 1:
         m = needed[0]
         refuse(
             ~present[:, MODALITIES.index(m)],
-            f"the {m} image is missing, and {name} reads only the {m} image",
-            f"Give the {m} image.",
+            f"the {nouns[m]} is missing, and {name} reads only the {nouns[m]}",
+            f"Give the {nouns[m]}.",
         )
         return
     if supports_missing:
         return
     for m in MODALITIES:
-        what, fix = (refusal or (lambda mod: missing_refusal(mod, name)))(m)
+        what, fix = (refusal or (lambda mod: missing_refusal(mod, name, names)))(m)
         refuse(~present[:, MODALITIES.index(m)], what, fix)
 
 
-def check_modalities(manifest: Any, positions: Sequence[int], model: Any) -> None:
+def check_modalities(
+    manifest: Any,
+    positions: Sequence[int],
+    model: Any,
+    names: Mapping[str, str] | None = None,
+) -> None:
     """Refuse manifest rows with an image missing unless `model.supports_missing`.
 
     A model that supports missing images (modality dropout, or a single-modality model,
@@ -116,6 +136,7 @@ def check_modalities(manifest: Any, positions: Sequence[int], model: Any) -> Non
         manifest: a validated `agfnet.data.Manifest`.
         positions: the rows used (positions in `manifest.rows`).
         model: an `agfnet.models` network.
+        names: modality -> display name (`data.modality_names`); None for the defaults.
 
     Raises:
         UserError: "MANIFEST: row 3, row 9: the ultrasound image is missing, but ...".
@@ -132,6 +153,7 @@ def check_modalities(manifest: Any, positions: Sequence[int], model: Any) -> Non
             f"{manifest.path}: row {r.row}" if i == 0 else f"row {r.row}"
             for i, r in enumerate(rows)
         ],
+        names=names,
     )
 
 
