@@ -1,4 +1,4 @@
-"""Lightning callbacks of the training engine: the non-finite guard and the row audit."""
+"""Lightning callbacks of the training engine: non-finite guard, encoder freezing, row audit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch import nn
 
 from agfnet.errors import UserError
 
@@ -67,6 +68,52 @@ def _saved_epoch(path: Path) -> int | str:
         return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
     except Exception:  # the message must still be raised if the file cannot be read
         return "unknown"
+
+
+def encoder_backbones(model: nn.Module) -> nn.Module:
+    """The backbones of a network's encoders (`model.encoders.backbones`): the pretrained
+    part, which `optim.encoder_lr_scale` and `optim.freeze_encoder_epochs` act on. The
+    encoders' absent embeddings are new layers and are not part of it."""
+    return model.encoders.backbones
+
+
+class FreezeEncoders(L.Callback):
+    """Keep the encoders' pretrained backbones fixed for the first `epochs` epochs.
+
+    Frozen, a backbone gets no gradient (its backward pass is skipped, so these epochs
+    also cost less) and its batch norms run in eval mode (the running statistics stay the
+    pretrained ones); from epoch `epochs` on it trains like the rest. Training the new
+    layers on fixed features first, then everything, is linear probing then fine-tuning
+    (Kumar et al., ICLR 2022): the random new layers' first gradients do not reach, and
+    distort, the pretrained features. The state follows the epoch number, so a resumed
+    run freezes exactly as an uninterrupted one.
+
+    Args:
+        epochs: frozen epochs, counted from the first.
+    """
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # DDP expects a gradient for every parameter it was built with, unless it looks
+        # for unused ones (it is built before the first epoch, with every parameter).
+        ddp_kwargs = getattr(trainer.strategy, "_ddp_kwargs", None)
+        finds_unused = ddp_kwargs is None or ddp_kwargs.get("find_unused_parameters", False)
+        if trainer.world_size > 1 and not finds_unused:
+            raise UserError(
+                "optim.freeze_encoder_epochs > 0 with several processes needs "
+                "trainer.strategy=ddp_find_unused_parameters_true (or "
+                "optim.freeze_encoder_epochs=0)"
+            )
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        frozen = trainer.current_epoch < self.epochs
+        backbones = encoder_backbones(pl_module.model)
+        backbones.requires_grad_(not frozen)
+        for module in backbones.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.train(pl_module.training and not frozen)
 
 
 class SeenRowsRecorder(L.Callback):

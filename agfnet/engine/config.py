@@ -72,6 +72,9 @@ class DataSection(_Section):
     num_workers: NonNegativeInt | Literal["auto"] = 0
     val_fraction: float = Field(0.2, gt=0.0, le=0.5)
     classes: list[str] | None = None  # class order; None: sorted label names
+    # Training order: "shuffle" (each pair once per epoch) or "balanced" (pairs drawn with
+    # replacement, each class equally often; seeded like the shuffle).
+    sampler: Literal["shuffle", "balanced"] = "shuffle"
     # Fields of `agfnet.data.TransformConfig` (augmentation, normalisation) but img_size.
     transform: dict[str, Any] = Field(default_factory=dict)
     # How the page, predict and the reports name each image (modality -> name; a modality
@@ -112,6 +115,11 @@ class OptimSection(_Section):
     lr: PositiveFloat = 1e-4
     weight_decay: NonNegativeFloat = 0.05
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
+    # Learning rate of the encoders' backbones (pretrained) as a fraction of lr; the new
+    # layers (fusion, heads, absent embeddings) keep lr. 1: one rate for all.
+    encoder_lr_scale: PositiveFloat = 1.0
+    # Backbones frozen (no gradient, batch norm statistics fixed) for the first N epochs.
+    freeze_encoder_epochs: NonNegativeInt = 0
 
 
 class SchedulerSection(_Section):
@@ -342,7 +350,7 @@ def _loc_to_key(loc: tuple[Any, ...]) -> str:
 
 
 def resolve_preset(source: str | Path) -> Path:
-    """Find a config file: a path, or the name of a shipped preset (`paper`, `tiny`).
+    """Find a config file: a path, or the name of a shipped preset (`tiny`, `lite`, `paper`).
 
     Args:
         source: a YAML path or a preset name.
@@ -383,7 +391,7 @@ def load_config(
     """Build a `TrainConfig`: preset or YAML file, then `key=value` overrides, then shortcuts.
 
     Args:
-        source: a YAML file, a preset name (`paper`, `tiny`) or None for the schema defaults.
+        source: a YAML file, a preset name (`tiny`, `lite`, `paper`) or None for the defaults.
         overrides: dotted `key=value` strings (YAML-parsed values).
         **shortcuts: values of the command-line shortcut flags (`epochs`, `batch_size`,
             `img_size`, `seed`, `devices`, `strategy`, `accelerator`, `model`); None means

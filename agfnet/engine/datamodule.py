@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -38,6 +39,29 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n
 
 
+class EpochBalancedSampler(EpochShuffleSampler):
+    """Draw `len(labels)` positions with replacement, every class equally likely.
+
+    Each position is drawn with probability proportional to 1 / (its class's count), so
+    an epoch holds about as many pairs of a rare class as of a common one (rare pairs
+    repeat, some common pairs are left out that epoch). The draws depend only on (seed,
+    epoch), as `EpochShuffleSampler`'s order.
+
+    Args:
+        labels: the class of each dataset position.
+        seed: base seed.
+    """
+
+    def __init__(self, labels: Sequence[Any], seed: int) -> None:
+        super().__init__(len(labels), seed)
+        counts = Counter(labels)
+        self.weights = torch.tensor([1.0 / counts[label] for label in labels], dtype=torch.double)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.multinomial(self.weights, self.n, replacement=True, generator=g).tolist())
+
+
 class PairedDataModule(L.LightningDataModule):
     """Loaders of `PairedLesionDataset` for the training and validation rows of a manifest.
 
@@ -49,6 +73,7 @@ class PairedDataModule(L.LightningDataModule):
         batch_size: samples per batch and process.
         num_workers: loader worker processes.
         seed: seed of the training order.
+        sampler: "shuffle" (`EpochShuffleSampler`) or "balanced" (`EpochBalancedSampler`).
     """
 
     def __init__(
@@ -60,6 +85,7 @@ class PairedDataModule(L.LightningDataModule):
         batch_size: int,
         num_workers: int = 0,
         seed: int = 0,
+        sampler: str = "shuffle",
     ) -> None:
         super().__init__()
         self.manifest = manifest
@@ -69,6 +95,9 @@ class PairedDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
+        if sampler not in ("shuffle", "balanced"):
+            raise ValueError(f"sampler must be 'shuffle' or 'balanced', not {sampler!r}")
+        self.sampler = sampler
 
     def _dataset(self, indices: list[int], train: bool) -> Any:
         from agfnet.data import PairedLesionDataset, build_transforms
@@ -77,12 +106,18 @@ class PairedDataModule(L.LightningDataModule):
             self.manifest, indices=indices, transform=build_transforms(self.transform, train=train)
         )
 
+    def _train_sampler(self, indices: list[int]) -> EpochShuffleSampler:
+        if self.sampler == "balanced":
+            labels = [self.manifest.rows[i].label for i in indices]
+            return EpochBalancedSampler(labels, self.seed)
+        return EpochShuffleSampler(len(indices), self.seed)
+
     def _loader(self, indices: list[int], train: bool) -> DataLoader:
         dataset = self._dataset(indices, train)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(dataset), self.seed) if train else None,
+            sampler=self._train_sampler(indices) if train else None,
             # A last batch of one sample breaks batch norm in training mode.
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,

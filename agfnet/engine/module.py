@@ -18,7 +18,9 @@ from torchmetrics.classification import (
 )
 
 import agfnet
+from agfnet.engine.callbacks import FreezeEncoders, encoder_backbones
 from agfnet.engine.config import TrainConfig, config_to_dict
+from agfnet.models.weights import weight_sources
 from agfnet.runtime.checkpoint import META_KEY
 
 
@@ -130,13 +132,7 @@ class PairedClassifierModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.config.optim
-        # No weight decay on norms, biases and learned tokens/gates (1-D or scalar).
-        decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim > 1]
-        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim <= 1]
-        groups = [
-            {"params": decay, "weight_decay": optim.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
+        groups = param_groups(self.model, self.config)
         if optim.name == "adamw":
             optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=optim.lr)
         else:
@@ -144,7 +140,11 @@ class PairedClassifierModule(L.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         per_epoch = total / max(1, self.trainer.max_epochs or 1)
         factor = lr_factor(self.config, total_steps=total, steps_per_epoch=per_epoch)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        factors: Any = factor
+        if len(groups) > 2:  # new layers, then the backbones (see param_groups)
+            encoder = encoder_lr_factor(self.config, factor, steps_per_epoch=per_epoch)
+            factors = [factor, factor, encoder, encoder]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
@@ -159,10 +159,52 @@ class PairedClassifierModule(L.LightningModule):
             "config": config_to_dict(self.config),
             "temperature": 1.0,
             "version": agfnet.__version__,
+            "weight_sources": weight_sources(self.model),
         }
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        # The callbacks that the config's own options need, so any Trainer honours them.
+        epochs = self.config.optim.freeze_encoder_epochs
+        return [FreezeEncoders(epochs)] if epochs else []
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["hyper_parameters"] = {META_KEY: self.checkpoint_metadata()}
+
+
+def param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: decay and no-decay, per learning rate.
+
+    Norms, biases and learned tokens/gates (1-D or scalar) get no weight decay. With
+    `optim.encoder_lr_scale` != 1 or `optim.freeze_encoder_epochs` > 0 the encoder
+    backbones get two groups of their own, at `lr * encoder_lr_scale`; otherwise there
+    are the two groups only, at `optim.lr` (the optimiser of before these options).
+
+    Args:
+        model: the network; only parameters with `requires_grad` are included.
+        config: gives `optim.lr`, `optim.weight_decay` and `optim.encoder_lr_scale`.
+
+    Returns:
+        Groups for `torch.optim`: new layers (decay, no decay), then the backbones' (when
+        scaled); each with `params`, `weight_decay` and `lr`.
+    """
+    optim = config.optim
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    parts = [(optim.lr, trainable)]
+    if optim.encoder_lr_scale != 1.0 or optim.freeze_encoder_epochs > 0:
+        encoder = {id(p) for p in encoder_backbones(model).parameters()}
+        parts = [
+            (optim.lr, [p for p in trainable if id(p) not in encoder]),
+            (optim.lr * optim.encoder_lr_scale, [p for p in trainable if id(p) in encoder]),
+        ]
+    groups = []
+    for lr, params in parts:
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        groups += [
+            {"params": decay, "weight_decay": optim.weight_decay, "lr": lr},
+            {"params": no_decay, "weight_decay": 0.0, "lr": lr},
+        ]
+    return groups
 
 
 def build_network(config: TrainConfig, num_classes: int) -> torch.nn.Module:
@@ -217,3 +259,28 @@ def lr_factor(config: TrainConfig, total_steps: int, steps_per_epoch: float) -> 
         return sched.min_lr_ratio + (1.0 - sched.min_lr_ratio) * cosine
 
     return factor
+
+
+def encoder_lr_factor(config: TrainConfig, factor: Any, steps_per_epoch: float) -> Any:
+    """The backbones' multiplier: `factor`, but 0 while frozen and warmed up again once
+    unfrozen (linearly over `scheduler.warmup_epochs`), so that the encoders do not start
+    at the full rate on features their new layers have only seen frozen.
+
+    Args:
+        config: gives `optim.freeze_encoder_epochs` and `scheduler.warmup_epochs`.
+        factor: the multiplier of the new layers (`lr_factor`).
+        steps_per_epoch: optimiser steps per epoch.
+
+    Returns:
+        A function step -> factor in [0, 1]; `factor` itself without frozen epochs.
+    """
+    start = round(config.optim.freeze_encoder_epochs * steps_per_epoch)
+    warmup = round(config.scheduler.warmup_epochs * steps_per_epoch)
+    if start == 0:
+        return factor
+
+    def encoder(step: int) -> float:
+        ramp = min(1.0, max(0.0, (step - start + 1) / (warmup + 1)))
+        return factor(step) * ramp
+
+    return encoder

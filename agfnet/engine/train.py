@@ -290,10 +290,11 @@ def fit(
 ) -> RunResult:
     """Train one model and leave a self-describing run folder.
 
-    OUT gets config.yaml, classes.json, split.csv, version.json, checkpoints/best.ckpt and
-    last.ckpt (written atomically), logs/csv/metrics.csv, logs/tensorboard/ and, after
-    training, metrics.json: the validation metrics of best.ckpt, whose temperature is
-    then fitted on the validation rows and stored in it.
+    OUT gets config.yaml, classes.json, split.csv, version.json, weights.json (where the
+    pretrained weights came from), checkpoints/best.ckpt and last.ckpt (written
+    atomically), logs/csv/metrics.csv, logs/tensorboard/ and, after training,
+    metrics.json: the validation metrics of best.ckpt, whose temperature is then fitted
+    on the validation rows and stored in it.
 
     Args:
         config: the resolved config.
@@ -322,6 +323,7 @@ def fit(
     from agfnet.engine.datamodule import PairedDataModule
     from agfnet.engine.loggers import AppendingCSVLogger
     from agfnet.engine.module import PairedClassifierModule, build_network
+    from agfnet.models.weights import weight_sources
 
     out = Path(out)
     manifest = read_data(data, config)
@@ -355,6 +357,8 @@ def fit(
     continuing = resume and last.is_file()
     if is_rank_zero():
         prepare_run_folder(out, config, manifest, split, resume, command)
+        if not continuing:  # the weights the run started from (a resumed run keeps its own)
+            write_json(out / "weights.json", weight_sources(model))
     if on_gpu:
         torch.set_float32_matmul_precision("high")
 
@@ -366,6 +370,7 @@ def fit(
         batch_size=config.data.batch_size,
         num_workers=resolve_num_workers(config.data.num_workers),
         seed=config.seed,
+        sampler=config.data.sampler,
     )
     best_checkpointer = ModelCheckpoint(
         dirpath=ckpt_dir,

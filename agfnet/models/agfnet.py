@@ -456,6 +456,9 @@ class AGFNet(PairedNet):
 
 _WIDTHS = {
     "tiny": {"scale_dim": 64, "embed_dim": 64, "mlp_ratio": 2.0, "frl_decoder_dim": 32},
+    # Lite0's fused stages have 40, 112 and 320 channels: width 128 keeps the new layers
+    # small next to the pretrained encoders, for a few hundred training pairs.
+    "lite": {"scale_dim": 128, "embed_dim": 128, "mlp_ratio": 2.0, "frl_decoder_dim": 64},
     "paper": {},
 }
 

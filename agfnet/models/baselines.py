@@ -240,8 +240,8 @@ class CrossAttentionNet(PairedNet):
         return ModelOutput(logits=self.head(torch.cat(pooled, dim=1)), modalities=used)
 
 
-# Head widths per size, as in AGFNet (tiny: 64, paper: 256).
-_HEADS = {"tiny": (64, 2.0), "paper": (256, 4.0)}
+# Head widths per size, as in AGFNet (tiny: 64, lite: 128, paper: 256).
+_HEADS = {"tiny": (64, 2.0), "lite": (128, 2.0), "paper": (256, 4.0)}
 
 
 def _variants(size: str) -> dict[str, tuple[type[PairedNet], dict, str]]:

