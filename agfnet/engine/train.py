@@ -336,7 +336,7 @@ def fit(
 
     L.seed_everything(config.seed, workers=True)
     model = build_network(config, len(manifest.classes))
-    check_modalities(manifest, split.train + split.val, model)
+    check_modalities(manifest, split.train + split.val, model, config.data.modality_names)
     transform = transform_config(config, model)
     on_gpu = _on_gpu(config)
     channels_last = on_gpu and config.trainer.channels_last
