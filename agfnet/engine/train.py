@@ -320,9 +320,11 @@ def fit(
 
     from agfnet.engine.callbacks import NonFiniteGuard
     from agfnet.engine.checkpoint import AtomicCheckpointIO
+    from agfnet.engine.console import EpochSummary, hide_lightning_tips, quiet_console
     from agfnet.engine.datamodule import PairedDataModule
     from agfnet.engine.loggers import AppendingCSVLogger
     from agfnet.engine.module import PairedClassifierModule, build_network
+    from agfnet.engine.preemption import PreemptionGuard
     from agfnet.models.weights import weight_sources
 
     out = Path(out)
@@ -389,11 +391,14 @@ def fit(
         save_top_k=1,
         enable_version_counter=False,
     )
+    preemption = PreemptionGuard(last)
     all_callbacks: list[Any] = [
         best_checkpointer,
         last_checkpointer,
         NonFiniteGuard(ckpt_dir),
         *callbacks,
+        EpochSummary(),
+        preemption,
     ]
     if config.monitor.patience:
         all_callbacks.append(
@@ -403,6 +408,7 @@ def fit(
                 patience=config.monitor.patience,
             )
         )
+    hide_lightning_tips()  # before the Trainer, which prints one when built
     devices = config.trainer.devices if isinstance(config.trainer.devices, int) else 1
     world = devices * config.trainer.num_nodes
     steps_per_epoch = max(1, len(split.train) // (config.data.batch_size * world))
@@ -428,7 +434,11 @@ def fit(
         enable_progress_bar=config.trainer.progress_bar,
         enable_model_summary=False,
     )
-    with warnings.catch_warnings():
+    with (
+        quiet_console(out / "logs" / "warnings.log"),
+        preemption.watching(trainer),
+        warnings.catch_warnings(),
+    ):
         # Lightning warns that checkpoints/ is not empty: expected when resuming.
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
         trainer.fit(module, datamodule=datamodule, ckpt_path=last if continuing else None)
