@@ -1,4 +1,4 @@
-"""Evaluation: metrics, calibration, selective prediction, uncertainty, reports and tables.
+"""Evaluation: metrics, calibration, selective prediction, uncertainty, checklist, reports, tables.
 
 The public names are loaded from their submodules on first use (PEP 562), so importing
 the package alone does not load torch and torchmetrics.
@@ -11,6 +11,10 @@ from agfnet._lazy import lazy_exports
 _EXPORTS = {
     "compute_metrics": "metrics",
     "validate_predictions": "metrics",
+    "compute_task_metrics": "metrics",
+    "mean_task_accuracy": "metrics",
+    "seven_point_score": "checklist",
+    "checklist_report": "checklist",
     "fit_temperature": "calibration",
     "apply_temperature": "calibration",
     "expected_calibration_error": "calibration",

@@ -1,4 +1,4 @@
-"""Classification metrics of one set of predictions: the content of `metrics.json`.
+"""Classification metrics of one set of predictions (and of its tasks): `metrics.json`.
 
 Counting metrics come from torchmetrics (scikit-learn is the test oracle); calibration,
 selective prediction and entropy from the sibling modules. Conventions (documented in
@@ -252,3 +252,89 @@ def compute_metrics(
         "confusion_matrix": cm.astype(int).tolist(),
         "reliability_bins": reliability_bins(y, p, ECE_BINS),
     }
+
+
+def labeled_metrics(
+    labels: np.ndarray | Sequence[int], probs: np.ndarray, classes: Sequence[str]
+) -> dict[str, Any]:
+    """`compute_metrics` of the labeled rows, with the counts; a `note` where undefined.
+
+    Args:
+        labels: int (N,) class indices, -1 for unlabeled rows.
+        probs: float (N, K) softmax probabilities.
+        classes: the K class names.
+
+    Returns:
+        `compute_metrics` of the rows labeled >= 0, then n_predictions (N) and n_unlabeled;
+        without labeled rows, or with one class only among them, {n, classes,
+        n_predictions, n_unlabeled, note} instead, the note saying why there are no metrics.
+
+    Raises:
+        ValueError: invalid inputs (see `validate_predictions`, -1 accepted).
+    """
+    names = list(classes)
+    y, p = validate_predictions(labels, probs, names, allow_unlabeled=True)
+    labeled = y >= 0
+    counts = {"n_predictions": int(y.size), "n_unlabeled": int((~labeled).sum())}
+    present = np.unique(y[labeled])
+    if present.size >= 2:
+        return {**compute_metrics(y[labeled], p[labeled], names), **counts}
+    note = (
+        "no labeled rows (every label is -1): only predictions were written"
+        if present.size == 0
+        else f"the labeled rows hold one class only ({names[present[0]]!r}): "
+        "metrics need at least two classes"
+    )
+    return {"n": int(labeled.sum()), "classes": names, **counts, "note": note}
+
+
+def compute_task_metrics(
+    task_labels: Mapping[str, np.ndarray | Sequence[int]],
+    task_probs: Mapping[str, np.ndarray],
+    task_classes: Mapping[str, Sequence[str]],
+) -> dict[str, dict[str, Any]]:
+    """Every metric of each task (e.g. a seven-point criterion), as for the diagnosis.
+
+    Args:
+        task_labels: task -> int (N,) class indices, -1 where the row has no value.
+        task_probs: task -> float (N, k_t) softmax probabilities.
+        task_classes: task -> its k_t class names; its order is the output's.
+
+    Returns:
+        {task: `labeled_metrics`}: the rows without a value (-1) are dropped per task;
+        a task with one class only among its values holds a `note` instead of metrics.
+
+    Raises:
+        ValueError: a task missing from `task_labels` or `task_probs`, or invalid
+            predictions of a task (the message names it).
+    """
+    missing = sorted(set(task_classes) - (set(task_labels) & set(task_probs)))
+    if missing:
+        raise ValueError(f"tasks without labels or probabilities: {missing}")
+    out = {}
+    for name, classes in task_classes.items():
+        try:
+            out[name] = labeled_metrics(task_labels[name], task_probs[name], classes)
+        except ValueError as error:
+            raise ValueError(f"task {name!r}: {error}") from error
+    return out
+
+
+def mean_task_accuracy(
+    diagnosis_accuracy: float | None, task_metrics: Mapping[str, Mapping[str, Any]]
+) -> float | None:
+    """The mean accuracy over the diagnosis and every task: Derm7pt's 8-task "avg".
+
+    Args:
+        diagnosis_accuracy: accuracy of the diagnosis head (None: undefined).
+        task_metrics: `compute_task_metrics` output.
+
+    Returns:
+        (diagnosis_accuracy + sum of the task accuracies) / (1 + number of tasks); None
+        when the diagnosis or a task has no accuracy (a `note`), since a mean over fewer
+        tasks would not compare with the anchors' figures.
+    """
+    values = [diagnosis_accuracy, *(m.get("accuracy") for m in task_metrics.values())]
+    if any(v is None for v in values):
+        return None
+    return float(np.mean(values))

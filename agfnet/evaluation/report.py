@@ -12,7 +12,19 @@ from typing import Any
 import numpy as np
 
 from agfnet.evaluation import plots
-from agfnet.evaluation.metrics import compute_metrics, to_jsonable, validate_predictions
+from agfnet.evaluation.checklist import (
+    CHECKLIST,
+    has_checklist,
+    predicted_classes,
+    seven_point_score,
+)
+from agfnet.evaluation.metrics import (
+    compute_task_metrics,
+    labeled_metrics,
+    mean_task_accuracy,
+    to_jsonable,
+    validate_predictions,
+)
 from agfnet.evaluation.uncertainty import predictive_entropy
 from agfnet.fileio import install_files
 
@@ -34,6 +46,9 @@ HEADLINE = (
     ("mean_entropy_wrong", "... of the wrong predictions"),
     ("error_detection_auroc", "ROC AUC of entropy for spotting wrong predictions (0.5 chance)"),
 )
+TASK_TABLE = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc", "kappa", "ece")
+#: One task of `write_evaluation`: (labels int (N,), -1 where blank; probs (N, k); classes).
+TaskPredictions = tuple[np.ndarray | Sequence[int], np.ndarray, Sequence[str]]
 
 
 def format_value(value: Any, digits: int = 4) -> str:
@@ -165,12 +180,124 @@ def _report_markdown(metrics: Mapping[str, Any], title: str, extra: Mapping[str,
             "![risk-coverage curve](risk_coverage.png)",
             "",
         ]
+    if "tasks" in metrics:
+        lines += _tasks_markdown(metrics)
+    if "checklist" in metrics:
+        lines += _checklist_markdown(metrics["checklist"])
     if extra:
         lines += ["## Additional information", "", "```json"]
         lines += [json.dumps(to_jsonable(extra), indent=2, allow_nan=False), "```", ""]
     files = ["metrics.json", "predictions.csv"] + ([] if "note" in metrics else list(FIGURES))
     lines += ["## Files", "", *(f"- [{f}]({f})" for f in files), ""]
     return "\n".join(lines)
+
+
+def _tasks_markdown(metrics: Mapping[str, Any]) -> list[str]:
+    """report.md's task table: the diagnosis, then every task, and their mean accuracy."""
+    blocks = {"diagnosis": metrics, **metrics["tasks"]}
+    lines = ["## Tasks", ""]
+    lines += markdown_table(
+        ["task", "n", *TASK_TABLE],
+        [(t, m["n"], *(m.get(k) for k in TASK_TABLE)) for t, m in blocks.items()],
+    )
+    notes = [f"- {t}: {m['note']}" for t, m in blocks.items() if "note" in m]
+    lines += ["", *notes, *([""] if notes else [])]
+    lines += [
+        f"Mean task accuracy (the diagnosis and {len(metrics['tasks'])} tasks): "
+        f"{format_value(metrics['mean_task_accuracy'])}.",
+        "",
+    ]
+    return lines
+
+
+def _checklist_markdown(report: Mapping[str, Any]) -> list[str]:
+    """report.md's seven-point checklist block (`checklist.checklist_report` output)."""
+    threshold = report["threshold"]
+    lines = ["## Seven-point checklist", ""]
+    lines += [
+        f"The score of each row from its predicted criteria; melanoma is suspected at a "
+        f"score of {threshold} or more. Mean score {format_value(report['mean_score'])}.",
+        "",
+    ]
+    lines += markdown_table(
+        ["criterion", "value", "points"],
+        [(c["task"], c["value"], c["points"]) for c in report["criteria"]],
+    )
+    counts = report["score_counts"]
+    lines += ["", *markdown_table(["score", *map(str, range(len(counts)))], [("rows", *counts)])]
+    agreement = report["release_agreement"]
+    if agreement is not None:
+        lines += [
+            "",
+            f"Against the release's score ({agreement['n']} rows with one): exact agreement "
+            f"{format_value(agreement['exact_agreement'])}, mean absolute difference "
+            f"{format_value(agreement['mean_abs_difference'])}, same side of {threshold} "
+            f"{format_value(agreement['decision_agreement'])}.",
+        ]
+    detection = report["melanoma_detection"]
+    if detection is None:
+        return [*lines, "", f"**{report['note']}**", ""]
+    rules = {
+        "checklist": f"predicted criteria, score >= {threshold}",
+        "diagnosis_head": f"diagnosis head predicts {report['melanoma']}",
+        "release_checklist": f"release's score >= {threshold}",
+    }
+    keys = ("n", "sensitivity", "specificity")
+    lines += ["", f"Melanoma ({report['melanoma']}) detection on the labeled rows:", ""]
+    lines += markdown_table(
+        ["rule", *keys], [(rules[r], *(d[k] for k in keys)) for r, d in detection.items()]
+    )
+    return [*lines, ""]
+
+
+def _task_arrays(
+    tasks: Mapping[str, TaskPredictions], n: int
+) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
+    """Every task's predictions, checked (the error names the task) and of `n` rows."""
+    out = {}
+    for name, (labels, probs, classes) in tasks.items():
+        try:
+            y, p = validate_predictions(labels, probs, classes, allow_unlabeled=True)
+        except ValueError as error:
+            raise ValueError(f"task {name!r}: {error}") from error
+        if y.size != n:
+            raise ValueError(f"task {name!r} has {y.size} rows but there are {n} predictions")
+        out[name] = (y, p, list(classes))
+    return out
+
+
+def task_columns(
+    task_probs: Mapping[str, np.ndarray],
+    task_classes: Mapping[str, Sequence[str]],
+    *,
+    task_labels: Mapping[str, np.ndarray] | None = None,
+    score: bool = False,
+) -> dict[str, list[Any]]:
+    """The task columns of a predictions.csv (for `predictions_csv(columns=...)`).
+
+    Args:
+        task_probs: task -> float (N, k_t) probabilities.
+        task_classes: task -> its k_t class names.
+        task_labels: task -> int (N,) true classes, -1 where blank, for label_<task>
+            columns; None for none.
+        score: add `seven_point_score`, the checklist's score of the predicted criteria
+            (the tasks must hold the seven criteria).
+
+    Returns:
+        {column: N cells}: per task [label_<task>], pred_<task> and prob_<task>_<class>
+        per class, then [seven_point_score].
+    """
+    predicted = predicted_classes(task_probs, task_classes)
+    columns: dict[str, list[Any]] = {}
+    for name, p in task_probs.items():
+        classes = task_classes[name]
+        if task_labels is not None:
+            columns[f"label_{name}"] = [classes[i] if i >= 0 else None for i in task_labels[name]]
+        columns[f"pred_{name}"] = predicted[name]
+        columns.update({f"prob_{name}_{c}": list(p[:, k]) for k, c in enumerate(classes)})
+    if score:
+        columns["seven_point_score"] = [str(v) for v in seven_point_score(predicted)]
+    return columns
 
 
 def write_evaluation(
@@ -184,6 +311,8 @@ def write_evaluation(
     title: str = "",
     extra: Mapping[str, Any] | None = None,
     columns: Mapping[str, np.ndarray] | None = None,
+    tasks: Mapping[str, TaskPredictions] | None = None,
+    checklist: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate predictions and write the evaluation folder.
 
@@ -207,13 +336,23 @@ def write_evaluation(
             checkpoint, metrics before calibration); may not reuse a metric key.
         columns: extra per-row columns of predictions.csv, name -> float (N,) (e.g. the
             spread of stochastic passes).
+        tasks: task -> (labels int (N,), -1 where blank; probs float (N, k); class
+            names): metrics.json gains `tasks.<task>` (the diagnosis's keys, see
+            `metrics.labeled_metrics`) and `mean_task_accuracy`; predictions.csv the
+            columns label_<task>, pred_<task> and prob_<task>_<class>; report.md a task
+            table. None or empty: the outputs are exactly those without tasks.
+        checklist: `checklist.checklist_report` of these predictions, written as
+            metrics.json's `checklist` and a report.md block; predictions.csv gains
+            `seven_point_score`. Needs `tasks` with the seven criteria.
 
     Returns:
         The dict written to metrics.json.
 
     Raises:
-        ValueError: invalid predictions (see `metrics.validate_predictions`), `rows` or
-            `lesion_ids` of the wrong length, or `extra` reusing a metric key.
+        ValueError: invalid predictions (see `metrics.validate_predictions`; for a task,
+            named), `rows`, `lesion_ids` or a task of the wrong length, `extra` reusing
+            a metric key, task columns named as other columns, or a checklist without
+            the seven criteria among the tasks.
     """
     names = list(classes)
     y, p = validate_predictions(labels, probs, names, allow_unlabeled=True)
@@ -231,22 +370,34 @@ def write_evaluation(
             raise ValueError(
                 f"lesion_ids has {len(lesion_ids)} entries but there are {y.size} predictions"
             )
-    labeled = y >= 0
-    counts = {
-        "n_predictions": int(y.size),
-        "n_unlabeled": int((~labeled).sum()),
-    }
-    present = np.unique(y[labeled])
-    if present.size >= 2:
-        metrics = {**compute_metrics(y[labeled], p[labeled], names), **counts}
-    else:
-        note = (
-            "no labeled rows (every label is -1): only predictions were written"
-            if present.size == 0
-            else f"the labeled rows hold one class only ({names[present[0]]!r}): "
-            "metrics need at least two classes"
+    task_arrays = _task_arrays(tasks or {}, y.size)
+    task_labels = {t: a[0] for t, a in task_arrays.items()}
+    task_probs = {t: a[1] for t, a in task_arrays.items()}
+    task_classes = {t: a[2] for t, a in task_arrays.items()}
+    if checklist is not None and not has_checklist(task_classes):
+        raise ValueError(
+            "a checklist needs the tasks "
+            f"{[f'{c.task} (with {c.value!r})' for c in CHECKLIST]}; got {sorted(task_arrays)}"
         )
-        metrics = {"n": int(labeled.sum()), "classes": names, **counts, "note": note}
+    columns = dict(columns or {})
+    if task_arrays:
+        added = task_columns(
+            task_probs, task_classes, task_labels=task_labels, score=checklist is not None
+        )
+        header = ["row", "lesion_id", "label", "prediction", "confidence", "entropy"]
+        clash = sorted(set(added) & {*header, *(f"prob_{c}" for c in names), *columns})
+        if clash:
+            raise ValueError(f"task columns of predictions.csv named as other columns: {clash}")
+        columns.update(added)
+    metrics = labeled_metrics(y, p, names)
+    labeled = y >= 0
+    if task_arrays:
+        metrics["tasks"] = compute_task_metrics(task_labels, task_probs, task_classes)
+        metrics["mean_task_accuracy"] = mean_task_accuracy(
+            metrics.get("accuracy"), metrics["tasks"]
+        )
+    if checklist is not None:
+        metrics["checklist"] = to_jsonable(checklist)
     extra = dict(extra or {})
     clash = sorted(set(extra) & set(metrics))
     if clash:

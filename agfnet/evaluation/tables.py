@@ -26,6 +26,29 @@ from agfnet.fileio import atomic_write_text
 
 DEFAULT_METRICS = TABLE_METRICS
 ALPHA = 0.05
+#: Added to the tables when a fold has it (a model with tasks): the 8-task "avg".
+TASK_METRIC = "mean_task_accuracy"
+
+
+def with_task_metric(
+    results: Mapping[str, Sequence[Mapping[str, Any]]], metrics: Sequence[str]
+) -> tuple[dict[str, list[Mapping[str, Any]]], tuple[str, ...]]:
+    """`results` and `metrics`, with `mean_task_accuracy` when some fold reports it.
+
+    Args:
+        results: {model: [fold metrics dict, ...]}.
+        metrics: the metric keys asked for.
+
+    Returns:
+        (results, metrics): unchanged when no fold has `mean_task_accuracy` or `metrics`
+        names it already; else the metric appended, and null in the folds without it (a
+        model without tasks), so that its cells read n/a.
+    """
+    folds = {model: list(per_fold) for model, per_fold in results.items()}
+    if TASK_METRIC in metrics or not any(TASK_METRIC in f for fs in folds.values() for f in fs):
+        return folds, tuple(metrics)
+    filled = {model: [{TASK_METRIC: None, **f} for f in fs] for model, fs in folds.items()}
+    return filled, (*metrics, TASK_METRIC)
 
 
 def summarize_folds(
@@ -139,7 +162,8 @@ def comparison_table(
         results: {model: [fold metrics dict, ...]}, every model over the same folds in the
             same order.
         reference: the model the others are tested against; default the first one.
-        metrics: the metric keys to tabulate.
+        metrics: the metric keys to tabulate; `mean_task_accuracy` is appended when a
+            fold has it (see `with_task_metric`).
 
     Returns:
         (markdown, csv_rows, data):
@@ -155,6 +179,7 @@ def comparison_table(
     """
     if not results:
         raise ValueError("comparison_table needs at least one model; got none")
+    results, metrics = with_task_metric(results, metrics)
     models = list(results)
     reference = models[0] if reference is None else reference
     if reference not in results:

@@ -118,3 +118,27 @@ def test_write_comparison_writes_four_files(tmp_path: Path) -> None:
         data["models"]["b"]["summary"]["accuracy"]["mean"]
     )
     assert json.loads((tmp_path / "comparison.json").read_text()) == data
+
+
+def test_mean_task_accuracy_is_carried_when_a_fold_has_it() -> None:
+    tasks = [{**f, "mean_task_accuracy": f["accuracy"] - 0.1} for f in _folds(8, 5)]
+    plain = _folds(9, 5)
+    markdown, rows, data = comparison_table({"tasks": tasks, "plain": plain}, metrics=METRICS)
+    assert data["metrics"] == [*METRICS, "mean_task_accuracy"]
+    assert list(rows[0])[-4:] == [
+        "mean_task_accuracy_mean",
+        "mean_task_accuracy_std",
+        "mean_task_accuracy_p_ttest",
+        "mean_task_accuracy_p_wilcoxon",
+    ]
+    expected = np.mean([f["mean_task_accuracy"] for f in tasks])
+    assert rows[0]["mean_task_accuracy_mean"] == pytest.approx(expected)
+    # A model without tasks reads n/a, and there is nothing to pair.
+    assert rows[1]["mean_task_accuracy_mean"] is None
+    assert rows[1]["mean_task_accuracy_p_ttest"] is None
+    assert "mean_task_accuracy ↑" in markdown
+    # Named already: not twice; no fold has it: the tables of before.
+    _, _, again = comparison_table({"tasks": tasks}, metrics=(*METRICS, "mean_task_accuracy"))
+    assert again["metrics"] == [*METRICS, "mean_task_accuracy"]
+    _, _, before = comparison_table({"plain": plain}, metrics=METRICS)
+    assert before["metrics"] == list(METRICS)
