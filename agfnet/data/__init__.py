@@ -1,4 +1,4 @@
-"""Data: paired manifest, image readers, dataset, transforms, splits, benchmarks.
+"""Data: paired manifest, metadata fields, image readers, dataset, transforms, splits, benchmarks.
 
 Names are imported lazily (PEP 562), so `import agfnet.data.manifest` or
 `agfnet.data.synth` does not pull in torch.
@@ -22,6 +22,9 @@ _EXPORTS = {
     "ManifestProblem": "manifest",
     "ValidationReport": "manifest",
     "PairedLesionDataset": "dataset",
+    "MetadataField": "metadata",
+    "MetadataSpec": "metadata",
+    "fit_metadata": "metadata",
     "TransformConfig": "transforms",
     "PairTransform": "transforms",
     "build_transforms": "transforms",

@@ -1,4 +1,4 @@
-"""`PairedLesionDataset`: manifest rows -> (clinical, ultrasound, present, label) samples."""
+"""`PairedLesionDataset`: manifest rows -> (clinical, ultrasound, present, label, ...) samples."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from agfnet.data.io import read_image
 from agfnet.data.manifest import Manifest
+from agfnet.data.metadata import MetadataSpec
 from agfnet.data.transforms import PairTransform, TransformConfig, build_transforms
 
 
@@ -24,6 +25,8 @@ class PairedLesionDataset(Dataset):
         indices: positions into `manifest.rows` to expose (a fold or split); None = all.
         transform: the `PairTransform`; None = the evaluation transform of the default
             `TransformConfig`.
+        metadata_spec: the `MetadataSpec` that encodes each row's `metadata` (fitted on
+            the training rows); None = no metadata input.
         frame: frame of multi-frame ultrasound files (DICOM cine loops) to read; 0 = first.
             Photographs are always read at frame 0.
 
@@ -34,6 +37,13 @@ class PairedLesionDataset(Dataset):
         label: int64 scalar tensor, class index; -1 when the row has no label.
         row: int, 1-based manifest row number.
         lesion_id: str, "" when the manifest has none.
+        task_targets: int64 (T,): `ManifestRow.task_targets` (-1 where blank); (0,)
+            without tasks.
+        meta_cat: int64 (F_cat,): the categorical codes (`MetadataSpec.encode`).
+        meta_num: float32 (F_num,): the normalised numeric fields (0 where missing).
+        meta_num_present: bool (F_num,): whether each numeric field is given.
+        The `meta_*` tensors have shape (0,) without a `metadata_spec`, so that every
+        sample collates the same way.
     """
 
     def __init__(
@@ -41,6 +51,7 @@ class PairedLesionDataset(Dataset):
         manifest: Manifest,
         indices: Sequence[int] | None = None,
         transform: PairTransform | None = None,
+        metadata_spec: MetadataSpec | None = None,
         *,
         frame: int = 0,
     ) -> None:
@@ -52,6 +63,7 @@ class PairedLesionDataset(Dataset):
                 f"indices {bad[:5]} out of range for a manifest of {len(manifest)} rows"
             )
         self.transform = transform or build_transforms(TransformConfig(), train=False)
+        self.metadata_spec = metadata_spec or MetadataSpec()
         self.frame = frame
 
     def __len__(self) -> int:
@@ -67,6 +79,7 @@ class PairedLesionDataset(Dataset):
         clinical = read_image(row.clinical) if row.clinical else None
         ultrasound = read_image(row.ultrasound, frame=self.frame) if row.ultrasound else None
         clinical_t, ultrasound_t = self.transform(clinical, ultrasound)
+        meta = self.metadata_spec.encode_tensors(row.metadata)
         return {
             "clinical": clinical_t,
             "ultrasound": ultrasound_t,
@@ -74,4 +87,8 @@ class PairedLesionDataset(Dataset):
             "label": torch.tensor(row.target, dtype=torch.int64),
             "row": row.row,
             "lesion_id": row.lesion_id,
+            "task_targets": torch.tensor(row.task_targets, dtype=torch.int64),
+            "meta_cat": meta["cat"],
+            "meta_num": meta["num"],
+            "meta_num_present": meta["num_present"],
         }

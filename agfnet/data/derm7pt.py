@@ -12,6 +12,11 @@ data moves with it. Outputs should call the second image dermoscopic: train with
 Cases whose clinical image is missing in the release (`clinic == derm`: the dermoscopic
 image was put in both columns) get a blank `clinical` cell and `flag =
 clinical_missing`, so they are treated as a missing modality, never as a pair.
+
+The seven criteria of the seven-point checklist become task columns, grouped as the
+derm7pt package's `Derm7PtDatasetGroupInfrequent` groups them (TFormer uses the same
+groups): `CRITERIA`. The release's `seven_point_score` and the metadata columns
+(`METADATA_COLUMNS`) are copied as they are; `TRAIN_METADATA` are those to train on.
 """
 
 from __future__ import annotations
@@ -61,9 +66,58 @@ DIAGNOSIS_GROUPS: dict[str, str] = {
     "seborrheic keratosis": "SK",
 }
 
+
+def _groups(**groups: tuple[str, ...]) -> dict[str, str]:
+    """Release value -> group, from group=(release values, ...); each group is a value too."""
+    return {v: group for group, values in groups.items() for v in (group, *values)}
+
+
+#: Every value of each criterion in the release -> its group (`Derm7PtDatasetGroupInfrequent`),
+#: in the checklist order of the release's columns.
+CRITERIA: dict[str, dict[str, str]] = {
+    "pigment_network": _groups(absent=(), typical=(), atypical=()),
+    "streaks": _groups(absent=(), regular=(), irregular=()),
+    "pigmentation": _groups(
+        absent=(),
+        regular=("diffuse regular", "localized regular"),
+        irregular=("diffuse irregular", "localized irregular"),
+    ),
+    "regression_structures": _groups(
+        absent=(), present=("blue areas", "white areas", "combinations")
+    ),
+    "dots_and_globules": _groups(absent=(), regular=(), irregular=()),
+    "blue_whitish_veil": _groups(absent=(), present=()),
+    "vascular_structures": _groups(
+        absent=(),
+        regular=("arborizing", "comma", "hairpin", "within regression", "wreath"),
+        irregular=("dotted", "linear irregular"),
+    ),
+}
+#: Each criterion's groups, in the package's order (a fixed `data.task_classes`).
+TASK_CLASSES: dict[str, list[str]] = {
+    name: list(dict.fromkeys(groups.values())) for name, groups in CRITERIA.items()
+}
+SCORE_COLUMN = "seven_point_score"
+#: The release's metadata columns, copied as they are (blank = missing).
+METADATA_COLUMNS = ("elevation", "location", "sex", "management", "level_of_diagnostic_difficulty")
+#: The metadata to train on by default (`management` is decided with the diagnosis, and
+#: the difficulty is an annotation of the case, not of the patient).
+TRAIN_METADATA = ("elevation", "location", "sex")
+
 META_COLUMNS = ("case_num", "diagnosis", "clinic", "derm", "notes")
 INDEX_FILES = {"train": "train_indexes.csv", "val": "valid_indexes.csv", "test": "test_indexes.csv"}
-MANIFEST_COLUMNS = ("clinical", "ultrasound", "label", "lesion_id", "split", "diagnosis", "flag")
+MANIFEST_COLUMNS = (
+    "clinical",
+    "ultrasound",
+    "label",
+    "lesion_id",
+    "split",
+    "diagnosis",
+    "flag",
+    *CRITERIA,
+    SCORE_COLUMN,
+    *METADATA_COLUMNS,
+)
 FLAG_CLINICAL_MISSING = "clinical_missing"
 #: The manifest's name inside the release folder when no other is given.
 DEFAULT_MANIFEST = "derm7pt.csv"
@@ -91,6 +145,10 @@ class ImportSummary:
         relative: whether every image path is relative to the manifest's folder (it lies
             above the images), so that the folder can move; else they are absolute.
         modality_names: how outputs should name the two images (`MODALITY_NAMES`).
+        tasks: the criteria written as task columns (those of `CRITERIA` the release's
+            meta.csv has: all seven in the release).
+        metadata: the metadata columns to train on (`TRAIN_METADATA` the release has).
+        copied: every column copied as it is (`seven_point_score`, `METADATA_COLUMNS`).
     """
 
     manifest: Path
@@ -102,6 +160,20 @@ class ImportSummary:
     flagged_cases: list[str] = field(default_factory=list)
     relative: bool = True
     modality_names: dict[str, str] = field(default_factory=lambda: dict(MODALITY_NAMES))
+    tasks: list[str] = field(default_factory=list)
+    metadata: list[str] = field(default_factory=list)
+    copied: list[str] = field(default_factory=list)
+
+    def config_lines(self) -> list[str]:
+        """Returns: the config overrides that train on the criteria and the metadata
+        (`data.tasks=[...]`, `data.metadata=[...]`); none for what the release lacks."""
+        lines = [f"data.tasks=[{','.join(self.tasks)}]"] if self.tasks else []
+        return lines + ([f"data.metadata=[{','.join(self.metadata)}]"] if self.metadata else [])
+
+    def validate_flags(self) -> list[str]:
+        """Returns: the `agfnet validate` flags that check the criteria and the metadata."""
+        flags = ["--tasks", ",".join(self.tasks)] if self.tasks else []
+        return flags + (["--metadata", ",".join(self.metadata)] if self.metadata else [])
 
     def lines(self) -> list[str]:
         """Returns: the human-readable summary."""
@@ -119,6 +191,13 @@ class ImportSummary:
             "images: "
             + ", ".join(f"{m} = {n}" for m, n in self.modality_names.items())
             + " (stored in the checkpoint by the train override below)",
+            (
+                f"criteria (task columns, grouped as derm7pt's GroupInfrequent): "
+                f"{', '.join(self.tasks)}"
+                if self.tasks
+                else "criteria: none in meta.csv, so the manifest has the diagnosis only"
+            ),
+            f"copied: {', '.join(self.copied) or '-'}",
         ]
 
     def train_command(self, config: str = "lite", out: str = "runs/derm7pt-lite") -> str:
@@ -159,6 +238,27 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         header = [h.strip() for h in reader.fieldnames or []]
         rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
     return header, rows
+
+
+def _normal(value: str) -> str:
+    """A release value compared as the package compares it: lower-case, single spaces."""
+    return " ".join(value.lower().split())
+
+
+def _criteria_problems(meta: list[dict[str, str]], tasks: list[str]) -> list[str]:
+    """One problem per criterion with values outside its groups (blank cells stay blank)."""
+    problems = []
+    for name in tasks:
+        unknown = Counter(
+            r[name] for r in meta if r[name] and _normal(r[name]) not in CRITERIA[name]
+        )
+        if unknown:
+            problems.append(
+                f"unknown {name} value(s): "
+                + ", ".join(f"'{v}' ({n} cases)" for v, n in sorted(unknown.items()))
+                + f"; known: {', '.join(CRITERIA[name])}"
+            )
+    return problems
 
 
 def _find_image(images: Path, rel: str, cache: dict[Path, dict[str, str]]) -> Path | None:
@@ -246,10 +346,10 @@ def import_derm7pt(
     if unsplit:
         problems.append(f"cases {unsplit[:10]} are in none of the index files")
 
+    tasks = [c for c in CRITERIA if c in header]
+    problems += _criteria_problems(meta, tasks)
     unknown = Counter(
-        r["diagnosis"]
-        for r in meta
-        if " ".join(r["diagnosis"].lower().split()) not in DIAGNOSIS_GROUPS
+        r["diagnosis"] for r in meta if _normal(r["diagnosis"]) not in DIAGNOSIS_GROUPS
     )
     if unknown:
         problems.append(
@@ -258,6 +358,7 @@ def import_derm7pt(
             + f"; known: {', '.join(sorted(DIAGNOSIS_GROUPS))}"
         )
 
+    copied = [c for c in (SCORE_COLUMN, *METADATA_COLUMNS) if c in header]
     images = release / "images"
     out_dir = out_csv.resolve().parent
     cache: dict[Path, dict[str, str]] = {}
@@ -279,11 +380,13 @@ def import_derm7pt(
                 if clinical_missing or found["clinic"] is None
                 else _manifest_path(found["clinic"], out_dir),
                 "ultrasound": _manifest_path(found["derm"], out_dir) if found["derm"] else "",
-                "label": DIAGNOSIS_GROUPS.get(" ".join(rec["diagnosis"].lower().split()), ""),
+                "label": DIAGNOSIS_GROUPS.get(_normal(rec["diagnosis"]), ""),
                 "lesion_id": rec["case_num"],
                 "split": split_of.get(i, ""),
                 "diagnosis": rec["diagnosis"],
                 "flag": FLAG_CLINICAL_MISSING if clinical_missing else "",
+                **{c: CRITERIA[c].get(_normal(rec[c]), "") for c in tasks},
+                **{c: rec[c] for c in copied},
             }
         )
     if missing_files:
@@ -299,7 +402,8 @@ def import_derm7pt(
             + "\nFix: use an unmodified copy of the Derm7pt release (unpack it again)."
         )
 
-    write_rows_csv(out_csv, MANIFEST_COLUMNS, rows)
+    columns = [c for c in MANIFEST_COLUMNS if c in rows[0]] if rows else list(MANIFEST_COLUMNS)
+    write_rows_csv(out_csv, columns, rows)
     labels = Counter(r["label"] for r in rows)
     splits = Counter(r["split"] for r in rows)
     return ImportSummary(
@@ -313,4 +417,7 @@ def import_derm7pt(
         relative=not any(
             Path(r[m]).is_absolute() for r in rows for m in ("clinical", "ultrasound") if r[m]
         ),
+        tasks=tasks,
+        metadata=[c for c in TRAIN_METADATA if c in copied],
+        copied=copied,
     )

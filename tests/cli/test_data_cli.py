@@ -155,3 +155,63 @@ def test_import_derm7pt_not_a_release(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not a Derm7pt release" in result.output
     assert not (tmp_path / "m.csv").exists()
+
+
+def _add_columns(path: Path, **columns: list[str]) -> None:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for name, values in columns.items():
+        for row, value in zip(rows, values, strict=True):
+            row[name] = value
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_validate_checks_tasks_and_metadata(manifest: Path, tmp_path: Path) -> None:
+    _add_columns(
+        manifest,
+        streaks=["absent", "regular", "", "irregular", "absent", "regular"],
+        sex=["female", "", "male", "male", "female", ""],
+        age=["40", "51", "old", "", "33", "70"],
+    )
+    result = _invoke(
+        "validate", str(manifest), "--tasks", "streaks", "--metadata", "sex,age:numeric"
+    )
+    assert result.exit_code == 2
+    assert "2 problems found" in result.output
+    assert "row 3, column 'streaks': blank streaks" in result.output
+    assert "row 3, column 'age': 'old' is not a number" in result.output
+    relaxed = _invoke(
+        "validate", str(manifest), "--tasks", "streaks", "--metadata", "sex,age",
+        "--allow-unlabelled", "--json", str(tmp_path / "r.json"),
+    )  # fmt: skip
+    assert relaxed.exit_code == 0, relaxed.output
+    assert "  streaks: absent 2, irregular 1, regular 2" in relaxed.output
+    assert "metadata (blank = missing): sex 2 missing, age 1 missing" in relaxed.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["task_counts"] == {"streaks": {"absent": 2, "irregular": 1, "regular": 2}}
+
+
+def test_validate_names_a_missing_task_column(manifest: Path) -> None:
+    result = _invoke("validate", str(manifest), "--tasks", "streaks, dots", "--metadata", "sex")
+    assert result.exit_code == 2
+    assert "column 'streaks': missing column named in data.tasks (--tasks)" in result.output
+    assert "column 'sex': missing column named in data.metadata (--metadata)" in result.output
+
+
+def test_validate_refuses_a_bad_kind(manifest: Path) -> None:
+    _add_columns(manifest, age=["1"] * 6)
+    result = _invoke("validate", str(manifest), "--metadata", "age:number")
+    assert result.exit_code == 2
+    assert "a kind is one of categorical, numeric" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_import_derm7pt_without_criteria_prints_no_config_lines(tmp_path: Path) -> None:
+    release = _release(tmp_path / "derm")
+    result = _invoke("import", "derm7pt", str(release), "--out", str(release / "m.csv"))
+    assert result.exit_code == 0, result.output
+    assert "criteria: none in meta.csv" in result.output
+    assert "data.tasks=" not in result.output and "--tasks" not in result.output

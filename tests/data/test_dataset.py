@@ -26,7 +26,18 @@ def test_sample_contract(paired_dir: Path) -> None:
     ds = _dataset(paired_dir)
     assert len(ds) == 12
     sample = ds[4]
-    assert set(sample) == {"clinical", "ultrasound", "present", "label", "row", "lesion_id"}
+    assert set(sample) == {
+        *("clinical", "ultrasound", "present", "label", "row", "lesion_id"),
+        # Always present, shape (0,) without tasks and metadata, so batches collate alike.
+        *("task_targets", "meta_cat", "meta_num", "meta_num_present"),
+    }
+    for key, dtype in (
+        ("task_targets", torch.int64),
+        ("meta_cat", torch.int64),
+        ("meta_num", torch.float32),
+        ("meta_num_present", torch.bool),
+    ):
+        assert sample[key].shape == (0,) and sample[key].dtype == dtype, key
     for key in ("clinical", "ultrasound"):
         assert sample[key].shape == (3, SIZE, SIZE) and sample[key].dtype == torch.float32
     assert sample["present"].dtype == torch.bool and sample["present"].tolist() == [True, True]
@@ -105,3 +116,37 @@ def test_dataloader_with_two_workers(paired_dir: Path) -> None:
     assert batch["present"].shape == (4, 2) and batch["label"].dtype == torch.int64
     assert batch["lesion_id"] == ["L0", "L1", "L2", "L3"]
     assert torch.cat([b["row"] for b in batches]).tolist() == list(range(1, 13))
+
+
+def test_task_targets_and_metadata_in_samples_and_batches(paired_dir: Path) -> None:
+    from agfnet.data.metadata import fit_metadata
+
+    with open(paired_dir / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for i, r in enumerate(rows):
+        r.update(streaks="ab"[i % 2], veil="y" if i % 3 == 0 else "n", sex=("f", "m", "")[i % 3])
+        r["age"] = "" if i == 1 else str(20 + 2 * i)
+    with open(paired_dir / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    manifest = read_manifest(
+        paired_dir / "manifest.csv", tasks=["streaks", "veil"], metadata=["sex", "age"]
+    )
+    spec = fit_metadata(manifest.rows[:8], manifest.metadata_fields)
+    transform = build_transforms(TransformConfig(img_size=SIZE), False)
+    ds = PairedLesionDataset(manifest, transform=transform, metadata_spec=spec)
+    first, second = ds[0], ds[1]
+    assert first["task_targets"].tolist() == [0, 1]  # streaks a, veil y
+    assert first["task_targets"].dtype == torch.int64
+    assert first["meta_cat"].tolist() == [2] and second["meta_cat"].tolist() == [3]
+    assert first["meta_num_present"].tolist() == [True]
+    assert second["meta_num"].tolist() == [0.0] and second["meta_num_present"].tolist() == [False]
+    assert ds[2]["meta_cat"].tolist() == [0]  # blank sex: missing
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    assert batch["task_targets"].shape == (4, 2)
+    assert batch["meta_cat"].shape == (4, 1) and batch["meta_cat"].dtype == torch.int64
+    assert batch["meta_num"].shape == (4, 1) and batch["meta_num"].dtype == torch.float32
+    assert batch["meta_num_present"].shape == (4, 1)
+    plain = next(iter(DataLoader(_dataset(paired_dir), batch_size=4)))
+    assert plain["task_targets"].shape == (4, 0) and plain["meta_num"].shape == (4, 0)

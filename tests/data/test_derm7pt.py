@@ -245,3 +245,158 @@ def test_the_command_writes_into_the_release_and_prints_the_train_override(
     assert f"next: agfnet validate {release / 'derm7pt.csv'}" in result.output
     train = next(line for line in result.output.splitlines() if line.startswith("then: "))
     assert shlex.quote(MODALITY_OVERRIDE) in train and "--config lite" in train
+
+
+# --- the seven criteria, the score and the metadata ------------------------------------
+
+#: Release value -> expected group of each criterion (Derm7PtDatasetGroupInfrequent).
+GROUPINGS = {
+    "pigment_network": {"absent": "absent", "typical": "typical", "atypical": "atypical"},
+    "streaks": {"absent": "absent", "regular": "regular", "irregular": "irregular"},
+    "pigmentation": {
+        "absent": "absent",
+        "diffuse regular": "regular",
+        "localized regular": "regular",
+        "diffuse irregular": "irregular",
+        "localized irregular": "irregular",
+    },
+    "regression_structures": {
+        "absent": "absent",
+        "blue areas": "present",
+        "white areas": "present",
+        "combinations": "present",
+    },
+    "dots_and_globules": {"absent": "absent", "regular": "regular", "irregular": "irregular"},
+    "blue_whitish_veil": {"absent": "absent", "present": "present"},
+    "vascular_structures": {
+        "absent": "absent",
+        "arborizing": "regular",
+        "comma": "regular",
+        "hairpin": "regular",
+        "within regression": "regular",
+        "wreath": "regular",
+        "dotted": "irregular",
+        "linear irregular": "irregular",
+    },
+}
+
+
+def _edit_many(release: Path, edits: dict[str, list[str]]) -> None:
+    """Set column -> values of the first len(values) cases in one rewrite of meta.csv."""
+    path = release / "release_v0" / "meta" / "meta.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for column, values in edits.items():
+        for row, value in zip(rows, values, strict=False):
+            row[column] = value
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=META_HEADER)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_the_criteria_are_grouped_as_the_derm7pt_package_does(release: Path) -> None:
+    from agfnet.data.derm7pt import CRITERIA, TASK_CLASSES
+
+    assert list(CRITERIA) == list(GROUPINGS)
+    _edit_many(release, {name: list(values) for name, values in GROUPINGS.items()})
+    _edit_many(release, {"pigmentation": ["absent", "Diffuse  Regular"]})  # case, spaces
+    summary = import_derm7pt(release, release / "m.csv")
+    rows = _read(release / "m.csv")
+    for name, groups in GROUPINGS.items():
+        expected = list(groups.values()) + ["absent"] * (12 - len(groups))
+        assert [r[name] for r in rows] == expected, name
+        assert TASK_CLASSES[name] == list(dict.fromkeys(groups.values()))
+    assert summary.tasks == list(GROUPINGS)
+
+
+def test_score_and_metadata_are_copied(release: Path) -> None:
+    from agfnet.data.derm7pt import METADATA_COLUMNS, TRAIN_METADATA
+
+    _edit_many(release, {"seven_point_score": ["3", "0"], "sex": ["male", ""]})
+    summary = import_derm7pt(release, release / "m.csv")
+    rows = _read(release / "m.csv")
+    assert [r["seven_point_score"] for r in rows[:3]] == ["3", "0", "1"]
+    assert [r["sex"] for r in rows[:3]] == ["male", "", "female"]
+    assert {c: rows[2][c] for c in METADATA_COLUMNS} == {
+        "elevation": "flat",
+        "location": "back",
+        "sex": "female",
+        "management": "excision",
+        "level_of_diagnostic_difficulty": "low",
+    }
+    assert summary.metadata == list(TRAIN_METADATA) == ["elevation", "location", "sex"]
+    assert summary.copied == ["seven_point_score", *METADATA_COLUMNS]
+
+
+def test_the_config_lines_read_the_manifest(release: Path) -> None:
+    from agfnet.data.derm7pt import TASK_CLASSES
+
+    summary = import_derm7pt(release, release / "m.csv")
+    assert summary.config_lines() == [
+        "data.tasks=[pigment_network,streaks,pigmentation,regression_structures,"
+        "dots_and_globules,blue_whitish_veil,vascular_structures]",
+        "data.metadata=[elevation,location,sex]",
+    ]
+    assert any("criteria (task columns" in line for line in summary.lines())
+    manifest = read_manifest(
+        release / "m.csv",
+        allow_missing_modality=True,
+        tasks=summary.tasks,
+        task_classes=TASK_CLASSES,
+        metadata=summary.metadata,
+    )
+    assert manifest.task_classes["pigment_network"] == ["absent", "typical", "atypical"]
+    assert manifest.rows[0].task_targets == (0,) * 7
+    assert manifest.rows[0].metadata == {"elevation": "flat", "location": "back", "sex": "female"}
+    assert manifest.rows[0].extra["seven_point_score"] == "1"
+
+
+def test_unknown_criterion_values_are_listed(release: Path) -> None:
+    _edit_meta(release, "streaks", 3, "wavy")
+    _edit_meta(release, "blue_whitish_veil", 5, "maybe")
+    with pytest.raises(UserError) as info:
+        import_derm7pt(release, release / "m.csv")
+    message = str(info.value)
+    assert "unknown streaks value(s): 'wavy' (1 cases); known: absent, regular, irregular" in (
+        message
+    )
+    assert "unknown blue_whitish_veil value(s): 'maybe' (1 cases)" in message
+    assert not (release / "m.csv").exists()
+
+
+def test_a_release_without_criteria_gives_the_diagnosis_only(release: Path) -> None:
+    path = release / "release_v0" / "meta" / "meta.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    header = ["case_num", "diagnosis", "clinic", "derm", "case_id", "notes"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = import_derm7pt(release, release / "m.csv")
+    with open(release / "m.csv", newline="") as f:
+        assert next(csv.reader(f)) == [
+            "clinical", "ultrasound", "label", "lesion_id", "split", "diagnosis", "flag"
+        ]  # fmt: skip
+    assert (summary.tasks, summary.metadata, summary.config_lines()) == ([], [], [])
+    assert any("criteria: none in meta.csv" in line for line in summary.lines())
+
+
+def test_the_command_prints_the_two_config_lines(release: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agfnet.cli.app import app
+
+    result = CliRunner().invoke(app, ["import", "derm7pt", str(release)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "data.metadata=[elevation,location,sex]" in lines
+    assert any(line.startswith("data.tasks=[pigment_network,streaks,") for line in lines)
+    validate = next(line for line in lines if line.startswith("next: agfnet validate"))
+    assert "--tasks pigment_network,streaks," in validate
+    assert validate.endswith("--metadata elevation,location,sex")
+    words = shlex.split(validate.removeprefix("next: "))
+    again = CliRunner().invoke(app, words[1:], env={"COLUMNS": "200"})
+    assert again.exit_code == 0, again.output
+    assert "tasks (7):" in again.output

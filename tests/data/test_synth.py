@@ -59,7 +59,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_manifest_has_the_data_columns_and_existing_relative_paths(bench: Path) -> None:
     with (bench / "manifest.csv").open(newline="") as f:
         header = next(csv.reader(f))
-    assert header == [
+    assert header[:7] == [
         "clinical",
         "ultrasound",
         "label",
@@ -68,6 +68,8 @@ def test_manifest_has_the_data_columns_and_existing_relative_paths(bench: Path) 
         "clinical_mask",
         "ultrasound_mask",
     ]
+    # Then the task columns (every attribute) and the metadata columns.
+    assert header[7:] == [a.name for a in ATTRIBUTES] + ["site", "age"]
     rows = _read_csv(bench / "manifest.csv")
     assert Counter(r["label"] for r in rows) == {c: N_PER_CLASS for c in CLASSES}
     assert len({r["lesion_id"] for r in rows}) == len(rows)

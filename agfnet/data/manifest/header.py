@@ -16,15 +16,20 @@ from agfnet.errors import ManifestError, UserError
 __all__ = ["check_classes", "header_problems", "read_records"]
 
 
-def check_classes(classes: Sequence[str] | None) -> list[str] | None:
-    """The class names stripped, or None; raises UserError for an empty or repeating list."""
+def check_classes(classes: Sequence[str] | None, what: str = "classes") -> list[str] | None:
+    """The class names stripped, or None; raises UserError for an empty or repeating list.
+
+    Args:
+        classes: the names, or None.
+        what: the setting they come from, as the message names it.
+    """
     if classes is None:
         return None
     names = [str(c).strip() for c in classes]
     dupes = sorted(n for n, k in Counter(names).items() if k > 1)
     if not names or "" in names or dupes:
         raise UserError(
-            f"classes {list(classes)!r}: give a non-empty list of distinct, non-blank class "
+            f"{what} {list(classes)!r}: give a non-empty list of distinct, non-blank class "
             f"names{f' (repeated: {dupes})' if dupes else ''}."
         )
     return names
@@ -58,12 +63,15 @@ def read_records(path: Path) -> tuple[list[list[str]], list[ManifestProblem]]:
     return records, []
 
 
-def header_problems(header: Sequence[str], require_labels: bool) -> list[ManifestProblem]:
+def header_problems(
+    header: Sequence[str], require_labels: bool, declared: Sequence[str] = ()
+) -> list[ManifestProblem]:
     """Repeated columns, likely misspelt ones and missing required ones.
 
     Args:
         header: the column names, stripped and lower-case.
         require_labels: whether `label` is a required column.
+        declared: the task and metadata columns asked for: never taken for misspellings.
 
     Returns:
         The problems, in that order.
@@ -73,7 +81,7 @@ def header_problems(header: Sequence[str], require_labels: bool) -> list[Manifes
         if k > 1 and name:  # spreadsheets may add several unnamed empty columns
             problems.append(ManifestProblem(None, name, f"column appears {k} times."))
     for name in header:
-        if name in COLUMNS:
+        if name in COLUMNS or name in declared:
             continue
         hint = difflib.get_close_matches(name, COLUMNS, n=1, cutoff=0.75)
         if hint and hint[0] not in header:

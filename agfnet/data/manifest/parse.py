@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agfnet.constants import MODALITIES
+from agfnet.data.manifest.columns import ColumnSpec
 from agfnet.data.manifest.header import check_classes, header_problems, read_records
 from agfnet.data.manifest.images import ProgressCallback
 from agfnet.data.manifest.report import ValidationReport
@@ -43,18 +44,36 @@ def _problem_order(problem: ManifestProblem) -> tuple:
     return (problem.row, MODALITIES.index(column) if column in MODALITIES else 9)
 
 
+def _value_counts(values: Sequence[str | None], order: list[str] | None) -> dict[str, int]:
+    """Rows per non-blank value: `order` first (zeros kept), then any other value seen;
+    sorted values when `order` is None."""
+    seen = [v for v in values if v is not None]
+    counts = Counter(seen)
+    names = order if order is not None else sorted(counts)
+    out = {v: counts.get(v, 0) for v in names}
+    out.update({v: n for v, n in counts.items() if v not in out})
+    return out
+
+
 def _summarise(
     report: ValidationReport,
     rows: Sequence[ManifestRow],
     classes: list[str] | None,
     header: list[str],
+    columns: ColumnSpec,
 ) -> None:
-    """Fill the report's classes, class counts, patients and splits from the parsed rows."""
-    labels = [r.label for r in rows if r.label is not None]
-    report.classes = classes if classes is not None else sorted(set(labels))
-    counts = Counter(labels)
-    report.class_counts = {c: counts.get(c, 0) for c in report.classes}
-    report.class_counts.update({c: n for c, n in counts.items() if c not in report.class_counts})
+    """Fill the report's classes, class counts, patients, splits and task and metadata
+    counts from the parsed rows."""
+    labels = [r.label for r in rows]
+    report.classes = classes if classes is not None else sorted({x for x in labels if x})
+    report.class_counts = _value_counts(labels, report.classes)
+    report.task_counts = {
+        name: _value_counts([r.tasks.get(name) for r in rows], columns.task_classes.get(name))
+        for name in columns.tasks
+    }
+    report.metadata_missing = {
+        name: sum(1 for r in rows if not r.metadata.get(name)) for name in columns.metadata
+    }
     report.patients = len({r.group for r in rows})
     if "split" in header:
         split_counts = Counter(r.split for r in rows if r.split is not None)
@@ -69,14 +88,17 @@ def parse(
     check_images: bool,
     frame: int,
     progress: ProgressCallback | None,
+    columns: ColumnSpec | None = None,
 ) -> Parsed:
-    """Parse and check a manifest; the arguments are those of `validate_manifest`.
+    """Parse and check a manifest; the arguments are those of `validate_manifest`, the task
+    and metadata columns in `columns` (none when None).
 
     A problem of the whole file (not UTF-8, no header, a bad header) stops the parse
     before any row is read; the report then has no summary.
     """
     path = Path(path)
     classes = check_classes(classes)
+    columns = columns or ColumnSpec()
     report = ValidationReport(path=path)
     parsed = Parsed(report, [], {}, [], path.resolve().parent)
     records, report.problems = read_records(path)
@@ -84,12 +106,20 @@ def parse(
         return parsed
     header = [c.strip().lower() for c in records[0]]
     parsed.columns = header
-    report.problems = header_problems(header, require_labels)
+    report.problems = header_problems(header, require_labels, columns.names)
+    report.problems += columns.header_problems(header)
     if report.problems:
         return parsed
 
     reader = RowReader(
-        header, parsed.root, classes, require_labels, allow_missing_modality, check_images, report
+        header,
+        parsed.root,
+        classes,
+        require_labels,
+        allow_missing_modality,
+        check_images,
+        report,
+        columns,
     )
     row_problems: list[ManifestProblem] = []
     for number, record in enumerate(records[1:], start=1):
@@ -106,5 +136,5 @@ def parse(
     row_problems += reader.images.problems(frame, progress)
     row_problems.sort(key=_problem_order)
     report.problems += row_problems
-    _summarise(report, parsed.rows, classes, header)
+    _summarise(report, parsed.rows, classes, header, columns)
     return parsed

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from agfnet.data.manifest.columns import ColumnSpec
 from agfnet.data.manifest.images import ProgressCallback
 from agfnet.data.manifest.parse import Parsed, parse
 from agfnet.data.manifest.report import ValidationReport
-from agfnet.data.manifest.schema import Manifest
+from agfnet.data.manifest.schema import Manifest, ManifestRow
 from agfnet.errors import ManifestError
 from agfnet.fileio import write_rows_csv
 
@@ -46,6 +47,10 @@ def validate_manifest(
     check_images: bool = True,
     frame: int = 0,
     progress: ProgressCallback | None = None,
+    tasks: Sequence[str] = (),
+    task_classes: Mapping[str, Sequence[str]] | None = None,
+    metadata: Sequence[str] = (),
+    metadata_kinds: Mapping[str, str] | None = None,
 ) -> ValidationReport:
     """Check a manifest and report every problem at once, without raising for bad rows.
 
@@ -60,16 +65,32 @@ def validate_manifest(
         frame: frame of multi-frame ultrasound files (DICOM cine loops) to decode;
             photographs are decoded at frame 0.
         progress: called as progress(done, total) after each image decoded.
+        tasks: task columns (config `data.tasks`), each a categorical value per row; a
+            blank is a problem where labels are required (`require_labels`).
+        task_classes: task -> its allowed values in target order (`data.task_classes`);
+            a task left out accepts any value.
+        metadata: metadata columns (`data.metadata`); a blank cell means missing.
+        metadata_kinds: column -> "categorical" / "numeric" (`data.metadata_kinds`); a
+            cell of a numeric column must be a number (or blank).
 
     Returns:
         The `ValidationReport` (`report.ok` is True when nothing is wrong).
 
     Raises:
         ManifestError: the manifest file itself does not exist.
-        UserError: `classes` is empty or has repeated names.
+        UserError: `classes` is empty or has repeated names, or the task and metadata
+            arguments are bad (`ColumnSpec.check`).
     """
+    columns = ColumnSpec.check(tasks, task_classes, metadata, metadata_kinds)
     return parse(
-        path, classes, require_labels, allow_missing_modality, check_images, frame, progress
+        path,
+        classes,
+        require_labels,
+        allow_missing_modality,
+        check_images,
+        frame,
+        progress,
+        columns,
     ).report
 
 
@@ -83,12 +104,17 @@ def read_manifest(
     skip_bad_rows: str | os.PathLike | None = None,
     frame: int = 0,
     progress: ProgressCallback | None = None,
+    tasks: Sequence[str] = (),
+    task_classes: Mapping[str, Sequence[str]] | None = None,
+    metadata: Sequence[str] = (),
+    metadata_kinds: Mapping[str, str] | None = None,
 ) -> Manifest:
     """Read and validate a manifest; refuse it, listing every problem, unless it is clean.
 
     Args:
         path, classes, require_labels, allow_missing_modality, check_images, frame,
-        progress: as for `validate_manifest`.
+        progress, tasks, task_classes, metadata, metadata_kinds: as for
+            `validate_manifest`.
         skip_bad_rows: explicit opt-in: a CSV path. Rows with problems are dropped and
             listed there (columns row, column, reason, clinical, ultrasound, label; the
             file is written, header only, even when nothing was skipped). Problems of the
@@ -96,14 +122,24 @@ def read_manifest(
 
     Returns:
         The `Manifest`; `classes` is the given list, else the sorted label names of the
-        kept rows, and every row's `target` indexes it.
+        kept rows, and every row's `target` indexes it. Likewise `task_classes` (the
+        given vocabularies, else each task's sorted values) and every row's
+        `task_targets`; `metadata_fields` lists the metadata columns.
 
     Raises:
         ManifestError: with `problems` = every `ManifestProblem`; its message lists them
             one per line and ends with how to fix them.
     """
+    columns = ColumnSpec.check(tasks, task_classes, metadata, metadata_kinds)
     parsed = parse(
-        path, classes, require_labels, allow_missing_modality, check_images, frame, progress
+        path,
+        classes,
+        require_labels,
+        allow_missing_modality,
+        check_images,
+        frame,
+        progress,
+        columns,
     )
     report = parsed.report
     file_level = [p for p in report.problems if p.row is None]
@@ -121,8 +157,32 @@ def read_manifest(
             report.problems,
         )
     names = report.classes if classes is not None else sorted({r.label for r in kept if r.label})
-    index = {c: i for i, c in enumerate(names)}
-    rows = [replace(r, target=index.get(r.label, -1) if r.label is not None else -1) for r in kept]
+    vocab = {
+        t: columns.task_classes.get(t) or sorted({v for r in kept if (v := r.tasks[t])})
+        for t in columns.tasks
+    }
+    rows = [_targets(r, names, vocab) for r in kept]
     return Manifest(
-        path=Path(path), root=parsed.root, rows=rows, classes=list(names), columns=parsed.columns
+        path=Path(path),
+        root=parsed.root,
+        rows=rows,
+        classes=list(names),
+        columns=parsed.columns,
+        tasks=list(columns.tasks),
+        task_classes=vocab,
+        metadata_fields=list(columns.metadata),
+    )
+
+
+def _index(value: str | None, names: Sequence[str]) -> int:
+    """Position of `value` in `names`; -1 when blank (or not in them)."""
+    return names.index(value) if value is not None and value in names else -1
+
+
+def _targets(row: ManifestRow, classes: list[str], vocab: Mapping[str, list[str]]) -> ManifestRow:
+    """`row` with its diagnosis `target` and its `task_targets` filled in."""
+    return replace(
+        row,
+        target=_index(row.label, classes),
+        task_targets=tuple(_index(row.tasks[t], vocab[t]) for t in vocab),
     )

@@ -25,6 +25,9 @@ class ValidationReport:
         patients: number of patients; a row without `patient_id` counts as one patient.
         missing: rows with a blank cell, per modality.
         splits: rows per `split` value; empty when there is no split column.
+        task_counts: rows per value of each task column asked for (config vocabulary
+            order, else sorted; blank cells not counted); empty without tasks.
+        metadata_missing: blank cells of each metadata column asked for; empty without.
     """
 
     path: Path
@@ -35,6 +38,8 @@ class ValidationReport:
     patients: int = 0
     missing: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODALITIES, 0))
     splits: dict[str, int] = field(default_factory=dict)
+    task_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    metadata_missing: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -60,6 +65,17 @@ class ValidationReport:
         )
         if self.splits:
             lines.append("splits: " + ", ".join(f"{s} {n}" for s, n in self.splits.items()))
+        if self.task_counts:
+            lines.append(f"tasks ({len(self.task_counts)}):")
+            lines += [
+                f"  {name}: " + ", ".join(f"{v} {n}" for v, n in counts.items())
+                for name, counts in self.task_counts.items()
+            ]
+        if self.metadata_missing:
+            lines.append(
+                "metadata (blank = missing): "
+                + ", ".join(f"{name} {n} missing" for name, n in self.metadata_missing.items())
+            )
         return lines
 
     def error_message(self) -> str:
@@ -87,4 +103,7 @@ class ValidationReport:
             "missing": self.missing,
             "splits": self.splits,
             "problems": [p.to_dict() for p in self.problems],
+            # Only when asked for, so that the report of a plain manifest stays as it was.
+            **({"task_counts": self.task_counts} if self.task_counts else {}),
+            **({"metadata_missing": self.metadata_missing} if self.metadata_missing else {}),
         }

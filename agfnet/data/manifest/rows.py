@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agfnet.constants import MODALITIES
+from agfnet.data.manifest.columns import ColumnSpec
 from agfnet.data.manifest.images import ImageChecks
 from agfnet.data.manifest.paths import resolve_image
 from agfnet.data.manifest.report import ValidationReport
 from agfnet.data.manifest.schema import COLUMNS, SPLITS, ManifestProblem, ManifestRow
+from agfnet.data.metadata import parse_number
 
 __all__ = ["RowReader"]
 
@@ -26,6 +28,15 @@ _SPLIT_HINTS = {
 _Found = list[tuple[str | None, str]]
 
 
+def _unknown(value: str, allowed: list[str] | None, noun: str) -> str | None:
+    """Why `value` is not one of `allowed` (None when it is, or when any value goes)."""
+    if allowed is None or value in allowed:
+        return None
+    same = [c for c in allowed if c.lower() == value.lower()]
+    hint = f" (did you mean '{same[0]}'? names are case-sensitive)" if same else ""
+    return f"unknown {noun} '{value}'{hint}; expected one of: {', '.join(allowed)}"
+
+
 @dataclass
 class RowReader:
     """Reads data rows in file order, remembering what later rows are compared with.
@@ -38,6 +49,7 @@ class RowReader:
         allow_missing_modality: a blank image cell is allowed.
         check_images: collect the images to decode in `images`.
         report: counts the blank image cells of each modality (`report.missing`).
+        columns: the task and metadata columns to read and check.
         images: the images to decode, filled as rows are read.
     """
 
@@ -48,6 +60,7 @@ class RowReader:
     allow_missing_modality: bool
     check_images: bool
     report: ValidationReport
+    columns: ColumnSpec = field(default_factory=ColumnSpec)
     images: ImageChecks = field(default_factory=ImageChecks)
     _pairs: dict[tuple, int] = field(default_factory=dict)
     _patient_split: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -74,6 +87,8 @@ class RowReader:
         patient = cells.get("patient_id", "") or None
         self._check_patient_split(patient, split, number, found)
         self._check_duplicate(cells, number, found)
+        tasks = {name: self._task(cells, name, found) for name in self.columns.tasks}
+        metadata = {name: self._metadata(cells, name, found) for name in self.columns.metadata}
         row = ManifestRow(
             row=number,
             clinical=paths["clinical"],
@@ -84,6 +99,8 @@ class RowReader:
             lesion_id=cells.get("lesion_id", ""),
             split=split,
             extra={k: v for k, v in cells.items() if k not in COLUMNS},
+            tasks=tasks,
+            metadata=metadata,
         )
         return row, cells, [ManifestProblem(number, col, reason) for col, reason in found]
 
@@ -118,19 +135,40 @@ class RowReader:
 
     def _label(self, cells: dict[str, str], found: _Found) -> str | None:
         label = cells.get("label", "") or None
-        classes = self.classes
         if label is None and self.require_labels:
             found.append(("label", "blank label; training and evaluation need a class name."))
-        elif label is not None and classes is not None and label not in classes:
-            same = [c for c in classes if c.lower() == label.lower()]
-            hint = f" (did you mean '{same[0]}'? names are case-sensitive)" if same else ""
+        elif label is not None and (reason := _unknown(label, self.classes, "label")):
+            found.append(("label", reason + "."))
+        return label
+
+    def _task(self, cells: dict[str, str], name: str, found: _Found) -> str | None:
+        value = cells.get(name, "") or None
+        if value is None and self.require_labels:
             found.append(
                 (
-                    "label",
-                    f"unknown label '{label}'{hint}; expected one of: {', '.join(classes)}.",
+                    name,
+                    f"blank {name}; training and evaluation need a value for every task "
+                    f"(data.tasks): fill it in, or leave '{name}' out of data.tasks.",
                 )
             )
-        return label
+        elif value is not None:
+            reason = _unknown(value, self.columns.task_classes.get(name), f"{name} value")
+            if reason:
+                found.append((name, f"{reason} (data.task_classes.{name})."))
+        return value
+
+    def _metadata(self, cells: dict[str, str], name: str, found: _Found) -> str:
+        value = cells.get(name, "")
+        if value and self.columns.is_numeric(name) and parse_number(value) is None:
+            found.append(
+                (
+                    name,
+                    f"'{value}' is not a number, but '{name}' is numeric metadata "
+                    "(data.metadata_kinds): write a number such as 42 or 0.5, or leave the "
+                    "cell blank for missing.",
+                )
+            )
+        return value
 
     def _split(self, cells: dict[str, str], found: _Found) -> str | None:
         if "split" not in self.header:

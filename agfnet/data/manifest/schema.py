@@ -53,7 +53,13 @@ class ManifestRow:
         patient_id: None when blank or when the column is absent.
         lesion_id: "" when blank or absent.
         split: "train" / "val" / "test", None when the column is absent.
-        extra: the cells of any other columns, by (lower-case) column name.
+        extra: the cells of any other columns, by (lower-case) column name (task and
+            metadata columns included).
+        tasks: the raw value of each task column (`Manifest.tasks`), None when blank.
+        task_targets: index of each task's value in `Manifest.task_classes[name]`, in
+            `Manifest.tasks` order; -1 when blank.
+        metadata: the raw cell of each metadata column (`Manifest.metadata_fields`);
+            "" means missing.
     """
 
     row: int
@@ -65,6 +71,9 @@ class ManifestRow:
     lesion_id: str = ""
     split: str | None = None
     extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    tasks: dict[str, str | None] = field(default_factory=dict, hash=False, compare=False)
+    task_targets: tuple[int, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def present(self) -> tuple[bool, bool]:
@@ -87,6 +96,10 @@ class Manifest:
         rows: the rows, in file order.
         classes: class names, in target order (config order if given, else sorted).
         columns: the header's column names, lower-case, in file order.
+        tasks: the task columns (`read_manifest(tasks=...)`), in target order; [] without.
+        task_classes: each task's values, in target order (config order if given, else
+            sorted).
+        metadata_fields: the metadata columns (`read_manifest(metadata=...)`); [] without.
     """
 
     path: Path
@@ -94,6 +107,9 @@ class Manifest:
     rows: list[ManifestRow]
     classes: list[str]
     columns: list[str]
+    tasks: list[str] = field(default_factory=list)
+    task_classes: dict[str, list[str]] = field(default_factory=dict)
+    metadata_fields: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows)

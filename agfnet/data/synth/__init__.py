@@ -9,11 +9,14 @@ separates all five. Each attribute deviates from its class prototype with a docu
 probability, so the Bayes-optimal accuracies (`bayes_accuracies`) are known exactly.
 
 The images depend only on the attributes and on nuisances (size, position, skin tone,
-lighting, hair, gain, speckle ...), never on the class itself. Pure numpy + PIL.
+lighting, hair, gain, speckle ...), never on the class itself. Pure numpy + PIL. The
+manifest also carries every attribute as a task column and two patient metadata columns
+(`site`, weakly informative, and `age`), drawn apart from the images.
 
-Modules: `attributes` (the attribute model and the draw of samples), `bayes` (exact
-Bayes figures), `primitives`, `clinical` and `ultrasound` (the two renderers), `render`
-(one pair), `tables` and `readme` (the text files of a folder), `writer` (`generate`).
+Modules: `attributes` (the attribute model and the draw of samples), `patient` (the
+metadata), `bayes` (exact Bayes figures), `primitives`, `clinical` and `ultrasound` (the
+two renderers), `render` (one pair), `tables` and `readme` (the text files of a folder),
+`writer` (`generate`).
 """
 
 from __future__ import annotations
@@ -31,10 +34,29 @@ from agfnet.data.synth.attributes import (
     SampleSpec,
     sample_attributes,
 )
-from agfnet.data.synth.bayes import bayes_accuracies, bayes_predict, class_likelihoods
+from agfnet.data.synth.bayes import (
+    bayes_accuracies,
+    bayes_accuracies_with_site,
+    bayes_predict,
+    class_likelihoods,
+    task_bayes_accuracies,
+)
+from agfnet.data.synth.patient import (
+    METADATA_COLUMNS,
+    METADATA_KINDS,
+    SITE_TABLE,
+    SITES,
+    draw_metadata,
+)
 from agfnet.data.synth.readme import GENERATOR_VERSION, attribute_table_markdown
 from agfnet.data.synth.render import RenderedPair, render_pair
-from agfnet.data.synth.tables import MANIFEST_COLUMNS, NUISANCE_COLUMNS
+from agfnet.data.synth.tables import (
+    MANIFEST_COLUMNS,
+    NUISANCE_COLUMNS,
+    PAIR_COLUMNS,
+    TASK_COLUMNS,
+    TASK_OVERRIDES,
+)
 from agfnet.data.synth.writer import (
     MAX_SIZE,
     MIN_SIZE,
@@ -52,12 +74,19 @@ __all__ = [
     "GENERATOR_VERSION",
     "MANIFEST_COLUMNS",
     "MAX_SIZE",
+    "METADATA_COLUMNS",
+    "METADATA_KINDS",
     "MIN_SIZE",
     "MODALITIES",
     "NOISY_ATTRIBUTES",
     "NUISANCE_COLUMNS",
     "OUTPUT_FILES",
+    "PAIR_COLUMNS",
+    "SITES",
+    "SITE_TABLE",
     "TABLE",
+    "TASK_COLUMNS",
+    "TASK_OVERRIDES",
     "TWO_LESION_PATIENT_FRACTION",
     "Attribute",
     "RenderedPair",
@@ -65,10 +94,13 @@ __all__ = [
     "SynthSummary",
     "attribute_table_markdown",
     "bayes_accuracies",
+    "bayes_accuracies_with_site",
     "bayes_predict",
     "class_likelihoods",
     "default_workers",
+    "draw_metadata",
     "generate",
     "render_pair",
     "sample_attributes",
+    "task_bayes_accuracies",
 ]

@@ -7,9 +7,16 @@ from collections.abc import Mapping
 from fractions import Fraction
 
 from agfnet.constants import MODALITIES
-from agfnet.data.synth.attributes import CLASSES, NOISY_ATTRIBUTES, TABLE, Attribute
+from agfnet.data.synth.attributes import ATTRIBUTES, CLASSES, NOISY_ATTRIBUTES, TABLE, Attribute
+from agfnet.data.synth.patient import SITE_MISSING, SITE_TABLE, SITES
 
-__all__ = ["bayes_accuracies", "bayes_predict", "class_likelihoods"]
+__all__ = [
+    "bayes_accuracies",
+    "bayes_accuracies_with_site",
+    "bayes_predict",
+    "class_likelihoods",
+    "task_bayes_accuracies",
+]
 
 
 def _modality_attributes(modality: str) -> tuple[Attribute, ...]:
@@ -80,4 +87,79 @@ def bayes_accuracies() -> dict[str, float]:
             observed = {a.name: lv for a, lv in zip(attrs, levels, strict=True)}
             total += max(class_likelihoods(observed, modality))
         result[modality] = float(total / len(CLASSES))
+    return result
+
+
+def _site_probability(label: str, site: str) -> Fraction:
+    """P(site cell | class); "" is the blank (missing) cell."""
+    return SITE_MISSING if site == "" else (1 - SITE_MISSING) * SITE_TABLE[label][site]
+
+
+def bayes_accuracies_with_site() -> dict[str, float]:
+    """Exact Bayes-optimal accuracies of the diagnosis when the `site` metadata is seen too.
+
+    Returns:
+        {"site": ..., "clinical+site": ..., "ultrasound+site": ..., "both+site": ...};
+        "site" sees no image. A blank site (probability `SITE_MISSING`) is an observation
+        like the others, of the same probability under every class.
+    """
+    result = {}
+    for modality in (None, *MODALITIES, "both"):
+        attrs = _modality_attributes(modality) if modality else ()
+        total = Fraction(0)
+        for levels in itertools.product(*(a.levels for a in attrs)):
+            observed = {a.name: lv for a, lv in zip(attrs, levels, strict=True)}
+            # No image seen: every class is as likely, only the site tells them apart.
+            likelihood = (
+                class_likelihoods(observed, modality) if modality else [Fraction(1)] * len(CLASSES)
+            )
+            for site in ("", *SITES):
+                total += max(
+                    p * _site_probability(k, site) for p, k in zip(likelihood, CLASSES, strict=True)
+                )
+        result[f"{modality}+site" if modality else "site"] = float(total / len(CLASSES))
+    return result
+
+
+def _attribute_probability(attr: Attribute, level: str, label: str) -> Fraction:
+    """P(level of `attr` | class); uniform for a free nuisance attribute."""
+    if attr.noise is None:
+        return Fraction(1, len(attr.levels))
+    return _level_probability(attr, level, TABLE[label][attr.name])
+
+
+def task_bayes_accuracies() -> dict[str, dict[str, float]]:
+    """Exact Bayes-optimal accuracies of each task (an attribute) without its own image.
+
+    The image that shows an attribute is drawn from it, so from that image the attribute
+    can be read without error (an upper bound of 1, not an exact figure for a learned
+    model). These are what the class structure alone gives:
+
+    Returns:
+        attribute -> {"diagnosis": the accuracy knowing the true class (max over levels
+        of P(level | class), averaged over the classes), "other_image": the accuracy
+        from the attributes the other image shows (equal class priors)}.
+    """
+    result = {}
+    for attr in ATTRIBUTES:
+        other = "ultrasound" if attr.modality == "clinical" else "clinical"
+        seen = _modality_attributes(other)
+        from_class = sum(
+            max(_attribute_probability(attr, lv, k) for lv in attr.levels) for k in CLASSES
+        )
+        total = Fraction(0)
+        for levels in itertools.product(*(a.levels for a in seen)):
+            observed = {a.name: lv for a, lv in zip(seen, levels, strict=True)}
+            likelihood = class_likelihoods(observed, other)
+            total += max(
+                sum(
+                    p * _attribute_probability(attr, lv, k)
+                    for p, k in zip(likelihood, CLASSES, strict=True)
+                )
+                for lv in attr.levels
+            )
+        result[attr.name] = {
+            "diagnosis": float(from_class / len(CLASSES)),
+            "other_image": float(total / len(CLASSES)),
+        }
     return result

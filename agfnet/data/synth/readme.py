@@ -6,6 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from agfnet.data.synth.attributes import ATTRIBUTES, CLASS_NAMES, CLASSES, NOISY_ATTRIBUTES, TABLE
+from agfnet.data.synth.bayes import bayes_accuracies_with_site, task_bayes_accuracies
+from agfnet.data.synth.patient import (
+    AGE_MISSING,
+    AGE_RANGE,
+    METADATA_KINDS,
+    SITE_MISSING,
+    SITE_TABLE,
+    SITES,
+)
+from agfnet.data.synth.tables import METADATA_COLUMNS, TASK_COLUMNS, TASK_OVERRIDES
 
 __all__ = ["GENERATOR_VERSION", "attribute_table_markdown", "metadata", "readme"]
 
@@ -23,6 +33,29 @@ def attribute_table_markdown() -> str:
     for label in CLASSES:
         cells = " | ".join(TABLE[label][n] for n in names)
         lines.append(f"| {label} | {CLASS_NAMES[label]} (simulated) | {cells} |")
+    return "\n".join(lines)
+
+
+def _task_table() -> str:
+    """The exact Bayes figures of each task and of the diagnosis with the site, as Markdown."""
+    tasks = task_bayes_accuracies()
+    site = bayes_accuracies_with_site()
+    lines = [
+        "| task | image that shows it | from that image | from the other image | "
+        "from the diagnosis |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| `{a.name}` | {a.modality} | 1 (drawn from it) | {tasks[a.name]['other_image']:.4f} "
+        f"| {tasks[a.name]['diagnosis']:.4f} |"
+        for a in ATTRIBUTES
+    ]
+    lines += [
+        "",
+        "Diagnosis with the site seen too (exact): "
+        + ", ".join(f"{k} {v:.4f}" for k, v in site.items())
+        + ".",
+    ]
     return "\n".join(lines)
 
 
@@ -65,6 +98,18 @@ mask of every image.
 | clinical only | {bayes["clinical"]:.4f} |
 | ultrasound only | {bayes["ultrasound"]:.4f} |
 | both | {bayes["both"]:.4f} |
+
+## Task and metadata columns
+
+Besides the diagnosis (`label`), `manifest.csv` has a task column per attribute (its
+true level, as in `attributes.csv`): {", ".join(f"`{t}`" for t in TASK_COLUMNS)}.
+Its metadata columns are `site` ({", ".join(SITES)}; weakly informative;
+blank for {float(SITE_MISSING):.0%} of lesions) and `age` (numeric, years, the same law
+for every class; blank for {float(AGE_MISSING):.0%} of patients). Train on them with
+
+    {" ".join(TASK_OVERRIDES)}
+
+{_task_table()}
 """
 
 
@@ -90,4 +135,16 @@ def metadata(
             for a in ATTRIBUTES
         },
         "table": TABLE,
+        "tasks": list(TASK_COLUMNS),
+        "task_bayes_accuracy": task_bayes_accuracies(),
+        "metadata": {
+            "columns": list(METADATA_COLUMNS),
+            "kinds": METADATA_KINDS,
+            "sites": list(SITES),
+            "site_table": {k: {s: float(p) for s, p in t.items()} for k, t in SITE_TABLE.items()},
+            "site_missing": float(SITE_MISSING),
+            "age_range": list(AGE_RANGE),
+            "age_missing": float(AGE_MISSING),
+        },
+        "bayes_accuracy_with_site": bayes_accuracies_with_site(),
     }

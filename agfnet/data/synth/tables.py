@@ -1,4 +1,9 @@
-"""The tables of a synthetic benchmark folder (manifest.csv, attributes.csv) and their columns."""
+"""The tables of a synthetic benchmark folder (manifest.csv, attributes.csv) and their columns.
+
+manifest.csv carries, after the image and mask columns, every latent attribute as a task
+column (`TASK_COLUMNS`, the true level, as in attributes.csv) and the patient metadata
+(`METADATA_COLUMNS`: site, age; blank where missing).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from agfnet.data.synth.attributes import ATTRIBUTES, NOISY_ATTRIBUTES, SampleSpec
+from agfnet.data.synth.patient import METADATA_COLUMNS
 
 __all__ = [
     "IMAGE_FOLDERS",
     "MANIFEST_COLUMNS",
+    "METADATA_COLUMNS",
     "NUISANCE_COLUMNS",
+    "PAIR_COLUMNS",
+    "TASK_COLUMNS",
+    "TASK_OVERRIDES",
     "relative_paths",
     "write_tables",
 ]
 
-MANIFEST_COLUMNS: tuple[str, ...] = (
+#: The columns of the pairs: images, label, ids and the lesion masks.
+PAIR_COLUMNS: tuple[str, ...] = (
     "clinical",
     "ultrasound",
     "label",
@@ -25,6 +36,14 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "lesion_id",
     "clinical_mask",
     "ultrasound_mask",
+)
+#: Task columns: every latent attribute, named as in attributes.csv (config `data.tasks`).
+TASK_COLUMNS: tuple[str, ...] = tuple(a.name for a in ATTRIBUTES)
+MANIFEST_COLUMNS: tuple[str, ...] = (*PAIR_COLUMNS, *TASK_COLUMNS, *METADATA_COLUMNS)
+#: The config overrides that train on the task and metadata columns.
+TASK_OVERRIDES: tuple[str, ...] = (
+    f"data.tasks=[{','.join(TASK_COLUMNS)}]",
+    f"data.metadata=[{','.join(METADATA_COLUMNS)}]",
 )
 NUISANCE_COLUMNS: tuple[str, ...] = (
     "skin_tone",
@@ -75,7 +94,10 @@ def _format(value: float) -> str:
 
 
 def write_tables(
-    root: Path, specs: Sequence[SampleSpec], nuisances: Sequence[dict[str, float]]
+    root: Path,
+    specs: Sequence[SampleSpec],
+    nuisances: Sequence[dict[str, float]],
+    metadata: Sequence[dict[str, str]],
 ) -> None:
     """Write root/manifest.csv and root/attributes.csv (true attributes, flips, nuisances).
 
@@ -83,17 +105,20 @@ def write_tables(
         root: the benchmark folder being written.
         specs: the samples, in manifest order.
         nuisances: `RenderedPair.nuisances` of each sample, in the same order.
+        metadata: the `METADATA_COLUMNS` cells of each sample (`draw_metadata`).
     """
     attr_names = [a.name for a in ATTRIBUTES]
     flip_names = [f"{a.name}_flipped" for a in NOISY_ATTRIBUTES]
     attr_rows = []
     manifest_rows = []
-    for spec, nz in zip(specs, nuisances, strict=True):
+    for spec, nz, meta in zip(specs, nuisances, metadata, strict=True):
         cells = {
             **relative_paths(spec.lesion_id),
             "label": spec.label,
             "patient_id": spec.patient_id,
             "lesion_id": spec.lesion_id,
+            **spec.attributes,
+            **meta,
         }
         manifest_rows.append([cells[c] for c in MANIFEST_COLUMNS])
         attr_rows.append(

@@ -14,6 +14,7 @@ from PIL import Image
 
 from agfnet.data.synth.attributes import CLASSES, SampleSpec, sample_attributes
 from agfnet.data.synth.bayes import bayes_accuracies
+from agfnet.data.synth.patient import draw_metadata
 from agfnet.data.synth.readme import metadata, readme
 from agfnet.data.synth.render import render_pair
 from agfnet.data.synth.tables import IMAGE_FOLDERS, relative_paths, write_tables
@@ -130,7 +131,8 @@ def generate(
 ) -> SynthSummary:
     """Write a synthetic benchmark folder.
 
-    Writes, under `out`: manifest.csv (clinical, ultrasound, label, patient_id, lesion_id;
+    Writes, under `out`: manifest.csv (clinical, ultrasound, label, patient_id, lesion_id,
+    the mask paths, every attribute as a task column and the site and age metadata;
     paths relative to `out`), images/{clinical,ultrasound}/*.png, masks/{clinical,
     ultrasound}/*.png (0/255 single channel), attributes.csv, README.md and synth.json.
     Everything is written to a hidden sibling folder and renamed into place at the end,
@@ -164,7 +166,7 @@ def generate(
             (tmp / sub).mkdir(parents=True)
         tasks = [(spec, size, str(tmp)) for spec in specs]
         nuisances = _run_tasks(tasks, workers, progress)
-        write_tables(tmp, specs, nuisances)
+        write_tables(tmp, specs, nuisances, draw_metadata(specs, seed))
         (tmp / "README.md").write_text(readme(n_per_class, size, seed, bayes), encoding="utf-8")
         write_json(tmp / "synth.json", metadata(n_per_class, size, seed, len(specs), bayes))
     return SynthSummary(
