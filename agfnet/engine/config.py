@@ -36,6 +36,7 @@ MONITORABLE = (
     "val/balanced_accuracy",
     "val/macro_f1",
     "val/macro_auc",
+    "val/mean_task_accuracy",  # diagnosis and every data.tasks column, averaged
 )
 
 # Keys that say where a run executes (or how its outputs name the images), not what it
@@ -80,6 +81,13 @@ class DataSection(_Section):
     # How the page, predict and the reports name each image (modality -> name; a modality
     # left out keeps its default), e.g. Derm7pt: ultrasound: Dermoscopic image.
     modality_names: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_MODALITY_NAMES))
+    # Task columns predicted beside the diagnosis (e.g. the seven-point criteria), their
+    # class orders (None: sorted values), and metadata columns the model reads (blank =
+    # missing; kind inferred from the training rows unless given).
+    tasks: list[str] = Field(default_factory=list)
+    task_classes: dict[str, list[str]] | None = None
+    metadata: list[str] = Field(default_factory=list)
+    metadata_kinds: dict[str, Literal["categorical", "numeric"]] = Field(default_factory=dict)
 
     @field_validator("modality_names")
     @classmethod
@@ -131,7 +139,7 @@ class SchedulerSection(_Section):
 
 
 class LossSection(_Section):
-    """Weights of `agfnet.models.AGFNetLoss` and the class balance of the cross-entropy."""
+    """Weights of `agfnet.models.PairedClassifierLoss` and the cross-entropy's class balance."""
 
     aux_weight: NonNegativeFloat = 0.5
     rec_weight: NonNegativeFloat = 1.0
@@ -139,6 +147,9 @@ class LossSection(_Section):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     # "balanced": n / (K * n_k) from the training labels; or one positive weight per class.
     class_weights: Literal["none", "balanced"] | list[PositiveFloat] = "none"
+    # Cross-entropy weight of each data.tasks head (task_weights overrides per task).
+    task_weight: NonNegativeFloat = 1.0
+    task_weights: dict[str, NonNegativeFloat] = Field(default_factory=dict)
 
 
 class MonitorSection(_Section):

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
-import subprocess
-import sys
 import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import agfnet
 from agfnet.engine.config import (
     TrainConfig,
-    config_hash,
-    load_config,
     resolve_num_workers,
-    save_config,
+)
+from agfnet.engine.run_folder import (  # CONFIG_FILE, Split, version_info: re-exported
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    Split,
+    prepare_run_folder,
+    version_info,
 )
 from agfnet.errors import UserError
 from agfnet.fileio import write_json
@@ -29,8 +27,22 @@ from agfnet.runtime.selection import check_modalities
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.yaml"
-CHECKPOINT_DIR = "checkpoints"
+__all__ = [
+    "CHECKPOINT_DIR",
+    "CONFIG_FILE",
+    "RunResult",
+    "Split",
+    "calibrate_and_score",
+    "check_modalities",
+    "class_weights",
+    "default_split",
+    "fit",
+    "holdout",
+    "prepare_run_folder",
+    "read_data",
+    "transform_config",
+    "version_info",
+]
 
 
 @dataclass(frozen=True)
@@ -54,15 +66,6 @@ class RunResult:
     epochs: int
 
 
-@dataclass(frozen=True)
-class Split:
-    """Which manifest positions train and validate a run, and where the split came from."""
-
-    train: list[int]
-    val: list[int]
-    source: str
-
-
 def is_rank_zero() -> bool:
     """True in the process that writes files (rank 0; the only one without DDP)."""
     from lightning.pytorch.utilities import rank_zero_only
@@ -79,9 +82,15 @@ def read_data(data: str | Path | Any, config: TrainConfig) -> Any:
     if not isinstance(data, (str, Path)):
         return data
     from agfnet.data import read_manifest
+    from agfnet.engine.config import config_to_dict
+    from agfnet.runtime.selection import manifest_columns
 
     return read_manifest(
-        data, classes=config.data.classes, require_labels=True, allow_missing_modality=True
+        data,
+        classes=config.data.classes,
+        require_labels=True,
+        allow_missing_modality=True,
+        **manifest_columns(config_to_dict(config)),
     )
 
 
@@ -160,93 +169,6 @@ def class_weights(config: TrainConfig, manifest: Any, train: list[int]) -> list[
             f"classes ({', '.join(classes)}); give one weight per class in that order"
         )
     return list(setting)
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(agfnet.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
-
-
-def version_info(command: str | None = None) -> dict[str, Any]:
-    """Versions of agfnet and its main dependencies, the git commit and the command line."""
-    import lightning
-    import timm
-    import torch
-
-    return {
-        "agfnet": agfnet.__version__,
-        "git_commit": _git_commit(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "lightning": lightning.__version__,
-        "cuda": torch.version.cuda,
-        "command": command if command is not None else " ".join(sys.argv),
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _write_split(path: Path, manifest: Any, split: Split) -> None:
-    from agfnet.data.manifest import write_rows_csv
-
-    role = {i: "train" for i in split.train} | {i: "val" for i in split.val}
-    write_rows_csv(
-        path,
-        ["row", "patient_id", "lesion_id", "label", "split"],
-        (
-            {
-                "row": manifest.rows[i].row,
-                "patient_id": manifest.rows[i].patient_id or "",
-                "lesion_id": manifest.rows[i].lesion_id,
-                "label": manifest.rows[i].label,
-                "split": role[i],
-            }
-            for i in sorted(role)
-        ),
-    )
-
-
-def prepare_run_folder(
-    out: Path, config: TrainConfig, manifest: Any, split: Split, resume: bool, command: str | None
-) -> None:
-    """Check the run folder against the request and write its self-describing files.
-
-    Raises:
-        UserError: OUT holds a run and `resume` is off, or holds one of another config.
-    """
-    last = out / CHECKPOINT_DIR / "last.ckpt"
-    if last.is_file() and not resume:
-        raise UserError(
-            f"{out} already holds a training run ({last}); pass --resume to continue it, "
-            "or choose another --out"
-        )
-    if resume and last.is_file():
-        saved = load_config(out / CONFIG_FILE)
-        if config_hash(saved) != config_hash(config):
-            raise UserError(
-                f"--resume: the config differs from the run's {out / CONFIG_FILE}; resume "
-                "with the same settings, or train into another --out"
-            )
-        versions = json.loads((out / "version.json").read_text())
-        versions.setdefault("resumed", []).append(version_info(command))
-        write_json(out / "version.json", versions)
-        return
-    if resume:
-        log.warning("--resume: %s has no last.ckpt yet; starting from scratch", out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / CONFIG_FILE)
-    write_json(out / "classes.json", list(manifest.classes))
-    _write_split(out / "split.csv", manifest, split)
-    write_json(out / "version.json", version_info(command))
 
 
 def _precision(config: TrainConfig, on_gpu: bool) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "EvaluationInputs",
     "check_modalities",
     "load_for_evaluation",
+    "manifest_columns",
     "refuse_missing",
     "split_positions",
 ]
@@ -155,6 +156,29 @@ def check_modalities(
         ],
         names=names,
     )
+
+
+def manifest_columns(
+    config: Mapping[str, Any] | None, tasks: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, Any]:
+    """The task and metadata options of `read_manifest` that a training config names.
+
+    Args:
+        config: a training config as a dict (`config_to_dict`, or a checkpoint's `config`).
+        tasks: task -> class order to enforce (a checkpoint's `tasks`); None: the config's
+            `data.task_classes`.
+
+    Returns:
+        Keyword arguments `tasks`, `task_classes`, `metadata`, `metadata_kinds`; empty
+        ones for a config without tasks or metadata (the manifest is read as before).
+    """
+    data = dict((config or {}).get("data") or {})
+    return {
+        "tasks": list(data.get("tasks") or ()),
+        "task_classes": dict(tasks) if tasks else data.get("task_classes"),
+        "metadata": list(data.get("metadata") or ()),
+        "metadata_kinds": dict(data.get("metadata_kinds") or {}) or None,
+    }
 
 
 def split_positions(manifest: Any, split: str | None) -> list[int]:
