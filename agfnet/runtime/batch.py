@@ -8,7 +8,8 @@ calibration, robustness, explanations, the `Predictor` and the web app all predi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -37,6 +38,24 @@ class Predictions:
     rows: list[int]
     lesion_ids: list[str]
     pass_logits: np.ndarray | None = None
+    task_logits: dict[str, np.ndarray] = field(default_factory=dict)
+    task_targets: np.ndarray | None = None
+
+
+def batch_metadata(batch: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The metadata inputs of a collated batch (`forward_output(metadata=...)`), or None
+    when the dataset encodes no metadata."""
+    if "meta_cat" not in batch or batch["meta_cat"].shape[-1] + batch["meta_num"].shape[-1] == 0:
+        return None
+    return {
+        "cat": batch["meta_cat"],
+        "num": batch["meta_num"],
+        "num_present": batch["meta_num_present"],
+    }
+
+
+def _to(metadata: Mapping[str, torch.Tensor] | None, device: Any) -> dict | None:
+    return None if metadata is None else {k: v.to(device) for k, v in metadata.items()}
 
 
 @torch.no_grad()
@@ -46,7 +65,10 @@ def forward_batch(
     ultrasound: torch.Tensor,
     present: torch.Tensor | None = None,
     device: str | torch.device = "cpu",
-) -> tuple[np.ndarray, np.ndarray]:
+    metadata: Mapping[str, torch.Tensor] | None = None,
+    *,
+    with_tasks: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Run a network (in its current mode) on one preprocessed batch.
 
     Args:
@@ -56,15 +78,23 @@ def forward_batch(
         ultrasound: float32 (B, 3, S, S), likewise.
         present: bool (B, 2), [clinical, ultrasound] given; None for both.
         device: where the model is.
+        metadata: the metadata inputs ({"cat", "num", "num_present"}, see
+            `batch_metadata`) of a model built with metadata; None: none or all missing.
+        with_tasks: also return the task heads' logits.
 
     Returns:
         logits float64 (B, K) (no temperature), and used bool (B, 2): which modalities
-        each prediction used.
+        each prediction used; with `with_tasks`, a third item: task -> float64 (B, k).
     """
     if present is not None:
         present = present.to(device)
-    out = model.forward_output(clinical.to(device), ultrasound.to(device), present=present)
-    return out.logits.double().cpu().numpy(), out.modalities.cpu().numpy()
+    extra = {} if metadata is None else {"metadata": _to(metadata, device)}
+    out = model.forward_output(clinical.to(device), ultrasound.to(device), present=present, **extra)
+    result = (out.logits.double().cpu().numpy(), out.modalities.cpu().numpy())
+    if not with_tasks:
+        return result
+    tasks = getattr(out, "task_logits", None) or {}
+    return (*result, {k: v.double().cpu().numpy() for k, v in tasks.items()})
 
 
 def _logits(
@@ -74,8 +104,9 @@ def _logits(
     *,
     present: torch.Tensor,
     device: str | torch.device,
+    metadata: Mapping[str, torch.Tensor] | None = None,
 ) -> np.ndarray:
-    return forward_batch(model, clinical, ultrasound, present, device)[0]
+    return forward_batch(model, clinical, ultrasound, present, device, metadata)[0]
 
 
 @torch.no_grad()
@@ -107,20 +138,34 @@ def predict(
     from agfnet.runtime.stochastic import sample_logits
 
     model = model.to(device).eval()
+    # Task heads run in one deterministic pass (also under --mc / --tta).
+    has_tasks = bool(getattr(model, "tasks", None))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     logits, labels, rows, lesion_ids = [], [], [], []
     if progress:
         from rich.progress import track
 
         loader = track(loader, description="predicting", total=len(loader))
+    tasks: dict[str, list[np.ndarray]] = {}
+    task_targets = []
     for batch in loader:
-        run = partial(_logits, model, present=batch["present"], device=device)
+        metadata = batch_metadata(batch)
+        run = partial(_logits, model, present=batch["present"], device=device, metadata=metadata)
         clinical, ultrasound = batch["clinical"], batch["ultrasound"]
+        plain = None
+        if sampling is None or has_tasks:
+            plain = forward_batch(
+                model, clinical, ultrasound, batch["present"], device, metadata, with_tasks=True
+            )
+            for name, value in plain[2].items():
+                tasks.setdefault(name, []).append(value)
         if sampling is None:
-            logits.append(run(clinical, ultrasound)[None])
+            logits.append(plain[0][None])
         else:
             logits.append(sample_logits(run, clinical, ultrasound, sampling, model))
         labels.append(batch["label"])
+        if "task_targets" in batch:
+            task_targets.append(batch["task_targets"])
         rows += [int(r) for r in batch["row"]]
         lesion_ids += [str(s) for s in batch["lesion_id"]]
     stack = np.concatenate(logits, axis=1)
@@ -130,4 +175,6 @@ def predict(
         rows=rows,
         lesion_ids=lesion_ids,
         pass_logits=stack if sampling is not None else None,
+        task_logits={k: np.concatenate(v) for k, v in tasks.items()},
+        task_targets=torch.cat(task_targets).long().numpy() if task_targets else None,
     )
