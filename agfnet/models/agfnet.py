@@ -303,9 +303,9 @@ class AGFNet(PairedNet):
                 num_heads=config.num_heads,
                 kv_size=config.kv_size,
             )
+        self.init_weights()
         self.metadata_encoder = self.build_metadata_encoder(config.embed_dim)
         self.task_heads = self.build_task_heads(config.embed_dim)
-        self.init_weights()
 
     def forward(self, clinical: torch.Tensor, ultrasound: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) clinical and ultrasound images -> (B, K) logits."""

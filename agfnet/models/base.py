@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -17,6 +17,8 @@ from agfnet.models.heads import TaskHeads
 from agfnet.models.output import MODALITIES, ModelOutput
 
 __all__ = ["EncoderConfig", "PairedNet", "check_option"]
+
+_M = TypeVar("_M", bound=nn.Module)
 
 
 def check_option(ok: bool, key: str, value: Any, fix: str) -> None:
@@ -48,7 +50,8 @@ def _check_tasks(tasks: Mapping[str, int]) -> dict[str, int]:
 def _check_metadata(spec: Mapping[str, Any]) -> None:
     """Validate a metadata spec dict (the keys `agfnet.layers.metadata` reads)."""
     fix = "pass MetadataSpec.to_dict(): {'fields': [{'name', 'kind', 'vocabulary'}, ...]}"
-    check_option(isinstance(spec.get("fields"), list), "metadata", spec, fix)
+    ok = isinstance(spec, Mapping) and isinstance(spec.get("fields"), list)
+    check_option(ok, "metadata", spec, fix)
     try:
         metadata_layout(spec)
     except ValueError as err:
@@ -105,10 +108,10 @@ def _init_linear(module: nn.Module) -> None:
 class PairedNet(nn.Module):
     """Base class: `forward(clinical, ultrasound) -> logits` on top of `forward_output`.
 
-    Subclasses build their layers after `super().__init__()`, then the metadata encoder
-    and the task heads (`build_metadata_encoder`, `build_task_heads`: after every other
-    layer), call `init_weights()`, and implement `forward_output`. `build_spec` is filled
-    in by `create_model`.
+    Subclasses build their layers after `super().__init__()`, call `init_weights()`, then
+    build what tasks and metadata add (`build_metadata_encoder`, `build_task_heads`,
+    `init_extension`), and implement `forward_output`. `build_spec` is filled in by
+    `create_model`.
     """
 
     config_cls: ClassVar[type[EncoderConfig]] = EncoderConfig
@@ -152,11 +155,11 @@ class PairedNet(nn.Module):
         self.config = config
         self.num_classes = num_classes
         self.tasks = _check_tasks(tasks or {})
-        if metadata:
+        if metadata is not None:
             _check_metadata(metadata)
-        self.metadata_spec = dict(metadata) if metadata else None
-        # Plain attributes until a subclass builds them (last, so that a model without
-        # tasks or metadata has exactly the parameters and initial draws it had before).
+        # A spec without fields (no metadata columns configured) is no metadata.
+        self.metadata_spec = dict(metadata) if metadata and metadata["fields"] else None
+        # Plain attributes until a subclass builds them (last: see `init_extension`).
         self.task_heads: nn.Module | None = None
         self.metadata_encoder: MetadataEncoder | None = None
         self.encoders = ModalityEncoders(
@@ -186,13 +189,27 @@ class PairedNet(nn.Module):
         with modality_dropout > 0, and single-modality models (which ignore the other)."""
         return self.encoders.supports_missing
 
+    def init_extension(self, module: _M) -> _M:
+        """Initialise a layer that tasks or metadata add, as `init_weights` does.
+
+        Such layers are built after `init_weights()`, so their random draws come after
+        every other layer's: a model without tasks or metadata is exactly the one of
+        before they existed, and adding task heads leaves the other weights unchanged.
+        """
+        module.apply(_init_linear)
+        return module
+
     def build_task_heads(self, dim: int) -> TaskHeads | None:
         """One linear head per task on a (B, dim) representation; None without tasks."""
-        return TaskHeads(dim, self.tasks, self.config.drop_rate) if self.tasks else None
+        if not self.tasks:
+            return None
+        return self.init_extension(TaskHeads(dim, self.tasks, self.config.drop_rate))
 
     def build_metadata_encoder(self, dim: int) -> MetadataEncoder | None:
         """The metadata encoder to a (B, dim) vector; None without metadata."""
-        return None if self.metadata_spec is None else MetadataEncoder(self.metadata_spec, dim)
+        if self.metadata_spec is None:
+            return None
+        return self.init_extension(MetadataEncoder(self.metadata_spec, dim))
 
     def encode_metadata(
         self, metadata: Mapping[str, torch.Tensor] | None, like: torch.Tensor

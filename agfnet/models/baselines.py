@@ -75,9 +75,9 @@ class SingleModalityNet(PairedNet):
         # With metadata the head's linear layer reads [pooled image; metadata].
         width = self.encoders.channels[-1] + _metadata_dim(self)
         self.head = ClassifierHead(width, num_classes, drop_rate=config.drop_rate)
+        self.init_weights()
         self.metadata_encoder = self.build_metadata_encoder(_metadata_dim(self))
         self.task_heads = self.build_task_heads(width)
-        self.init_weights()
 
     def forward_output(
         self,
@@ -130,9 +130,9 @@ class LateConcatNet(PairedNet):
         super().__init__(config, num_classes, **extensions)
         width = 2 * self.encoders.channels[-1] + _metadata_dim(self)
         self.head = Mlp(width, config.hidden_dim, num_classes, drop=config.drop_rate)
+        self.init_weights()
         self.metadata_encoder = self.build_metadata_encoder(_metadata_dim(self))
         self.task_heads = self.build_task_heads(width)
-        self.init_weights()
 
     def forward_output(
         self,
@@ -167,10 +167,10 @@ class DecisionMeanNet(PairedNet):
         self.heads = nn.ModuleDict(
             {m: ClassifierHead(width, num_classes, drop_rate=config.drop_rate) for m in MODALITIES}
         )
+        self.init_weights()
         self.metadata_encoder = self.build_metadata_encoder(_metadata_dim(self))
         if self.tasks:
             self.task_heads = nn.ModuleDict({m: self.build_task_heads(width) for m in MODALITIES})
-        self.init_weights()
 
     def forward_output(
         self,
@@ -270,10 +270,11 @@ class CrossAttentionNet(PairedNet):
         self.head = nn.Sequential(
             nn.LayerNorm(width), nn.Dropout(config.drop_rate), nn.Linear(width, num_classes)
         )
+        self.init_weights()
         self.post_fusion = None
         if self.metadata_spec is not None:
             # kv_size = the token count: the 2S pooled vectors are attended unpooled.
-            self.post_fusion = GatedAttentionBlock(
+            block = GatedAttentionBlock(
                 config.dim,
                 config.num_heads,
                 kv_size=n_images,
@@ -281,9 +282,9 @@ class CrossAttentionNet(PairedNet):
                 intra=False,
                 gate_init=1.0,
             )
+            self.post_fusion = self.init_extension(block)
         self.metadata_encoder = self.build_metadata_encoder(config.dim)
         self.task_heads = self.build_task_heads(width)
-        self.init_weights()
 
     def forward_output(
         self,

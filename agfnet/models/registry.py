@@ -160,8 +160,8 @@ def create_model(
     extensions: dict[str, Any] = {}
     if tasks:
         extensions["tasks"] = dict(tasks)
-    if metadata and metadata.get("fields"):
-        extensions["metadata"] = copy.deepcopy(dict(metadata))
+    if metadata and not (isinstance(metadata, Mapping) and metadata.get("fields") == []):
+        extensions["metadata"] = copy.deepcopy(metadata)
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
     with rng:
         if seed is not None:
