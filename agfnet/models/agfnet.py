@@ -5,23 +5,23 @@ Reconstruction for Skin Lesion Diagnosis using Clinical and Ultrasound Images", 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
-from timm.layers import Mlp
 from torch import nn
 
 from agfnet.constants import MODALITIES
 from agfnet.layers import (
     BidirectionalBlock,
     FeatureReconstruction,
-    TokenTransformer,
     create_attention_pool,
     create_scale_fusion,
     map_to_tokens,
     merge_saliency,
 )
+from agfnet.models.agl import AttentionGuidedGlobal, GlobalFusion
 from agfnet.models.base import EncoderConfig, PairedNet, check_option
 from agfnet.models.output import ModelOutput
 from agfnet.models.registry import SIZE_PRESETS, register_model
@@ -205,47 +205,6 @@ class LocalScale(nn.Module):
         return {m: p[0] for m, p in pooled.items()}, {m: p[1] for m, p in pooled.items()}
 
 
-class AttentionGuidedGlobal(nn.Module):
-    """AGL: [cls, gc, gu, zc, zu] through a small transformer; f is the cls output.
-
-    Without AGL (the agfnet_no_agl ablation) f = MLP(LN([gc; gu; zc; zu])).
-    """
-
-    def __init__(
-        self, global_dim: int, dim: int, *, use_agl: bool, depth: int, num_heads: int
-    ) -> None:
-        """
-        Args:
-            global_dim: channels of the global descriptors gc, gu (deepest backbone stage).
-            dim: D, width of the local descriptors zc, zu and of f.
-            use_agl: the transformer (True) or the MLP ablation (False).
-            depth: transformer blocks.
-            num_heads: transformer heads.
-        """
-        super().__init__()
-        self.proj = nn.ModuleDict({m: nn.Linear(global_dim, dim) for m in MODALITIES})
-        if use_agl:
-            self.fuse = TokenTransformer(dim, 4, depth=depth, num_heads=num_heads)
-        else:
-            self.fuse = nn.Sequential(nn.Flatten(1), nn.LayerNorm(4 * dim), Mlp(4 * dim, dim, dim))
-
-    def forward(self, g: dict[str, torch.Tensor], z: dict[str, torch.Tensor]) -> torch.Tensor:
-        """
-        Args:
-            g: modality -> (B, C_last) global descriptor.
-            z: modality -> (B, D) fused local descriptor.
-
-        Returns:
-            (B, D) fused representation f.
-        """
-        tokens = [self.proj[m](g[m]) for m in MODALITIES] + [z[m] for m in MODALITIES]
-        return self.fuse(torch.stack(tokens, dim=1))
-
-
-#: The former name of `AttentionGuidedGlobal`.
-GlobalFusion = AttentionGuidedGlobal
-
-
 class ScaleFeatures(NamedTuple):
     """What ALL computed at one scale, each a modality -> value dict."""
 
@@ -261,6 +220,7 @@ class AGFNetFeatures(NamedTuple):
     scales: list[ScaleFeatures]  # ALL at each fused scale, fine to coarse
     global_desc: dict[str, torch.Tensor]  # g: (B, C_last), GAP of the deepest map
     modalities: torch.Tensor  # (B, 2) bool: the inputs used (`ModelOutput.modalities`)
+    metadata: torch.Tensor | None = None  # (B, D) metadata token; None without metadata
 
 
 def _round_up(x: int, multiple: int) -> int:
@@ -277,13 +237,24 @@ class AGFNet(PairedNet):
 
     config_cls = AGFNetConfig
 
-    def __init__(self, config: AGFNetConfig, num_classes: int) -> None:
+    def __init__(
+        self,
+        config: AGFNetConfig,
+        num_classes: int,
+        *,
+        tasks: Mapping[str, int] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         """
         Args:
             config: the options (presets come from the registry).
             num_classes: K.
+            tasks: extra tasks, name -> classes: a linear head each on f.
+            metadata: a metadata spec dict: the metadata vector is one more AGL token.
         """
-        super().__init__(config, num_classes, out_indices=config.out_indices)
+        super().__init__(
+            config, num_classes, out_indices=config.out_indices, tasks=tasks, metadata=metadata
+        )
         chs = self.encoders.channels
         dims = [_round_up(min(c, config.scale_dim), config.num_heads) for c in chs]
         self.dims = dims
@@ -312,6 +283,7 @@ class AGFNet(PairedNet):
             use_agl=config.use_agl,
             depth=config.agl_depth,
             num_heads=config.agl_heads,
+            extra_tokens=int(self.metadata_spec is not None),
         )
         self.head = nn.Sequential(
             nn.Dropout(config.drop_rate), nn.Linear(config.embed_dim, num_classes)
@@ -332,6 +304,8 @@ class AGFNet(PairedNet):
                 kv_size=config.kv_size,
             )
         self.init_weights()
+        self.metadata_encoder = self.build_metadata_encoder(config.embed_dim)
+        self.task_heads = self.build_task_heads(config.embed_dim)
 
     def forward(self, clinical: torch.Tensor, ultrasound: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) clinical and ultrasound images -> (B, K) logits."""
@@ -343,19 +317,23 @@ class AGFNet(PairedNet):
         clinical: torch.Tensor,
         ultrasound: torch.Tensor,
         present: torch.Tensor | None = None,
+        metadata: Mapping[str, torch.Tensor] | None = None,
     ) -> AGFNetFeatures:
-        """Encoders and ALL at every fused scale.
+        """Encoders and ALL at every fused scale, and the metadata token.
 
         Args:
             clinical: (B, 3, Hc, Wc).
             ultrasound: (B, 3, Hu, Wu).
             present: optional (B, 2) bool availability (needs modality_dropout > 0 for
                 a pair with one image missing).
+            metadata: optional encoded metadata (`PairedNet.encode_metadata`); None =
+                every field missing. Ignored by a model without metadata.
 
         Returns:
             `AGFNetFeatures`: per scale, fine to coarse, the projected tokens T (B, N_s,
             d_s), the map sizes, the local descriptors l_s (B, d_s) and the saliency
-            (B, N_s); the global descriptors g (B, C_last); the (B, 2) inputs used.
+            (B, N_s); the global descriptors g (B, C_last); the (B, 2) inputs used; the
+            (B, D) metadata token (None without metadata).
         """
         feats, used = self.encoders(clinical, ultrasound, present)
         scales = []
@@ -364,7 +342,7 @@ class AGFNet(PairedNet):
             desc, saliency = stage.describe(stage.attend(tokens, hw))
             scales.append(ScaleFeatures(tokens, hw, desc, saliency))
         g = {m: f[-1].mean(dim=(2, 3)) for m, f in feats.items()}
-        return AGFNetFeatures(scales, g, used)
+        return AGFNetFeatures(scales, g, used, self.encode_metadata(metadata, clinical))
 
     def forward_head(self, features: AGFNetFeatures, *, pre_logits: bool = False) -> torch.Tensor:
         """Multi-scale fusion of the local descriptors, AGL, main head.
@@ -377,7 +355,8 @@ class AGFNet(PairedNet):
             (B, K) logits, or (B, D) with pre_logits.
         """
         z = {m: self.fusion[m]([s.desc[m] for s in features.scales]) for m in MODALITIES}
-        f = self.agl(features.global_desc, z)
+        extra = () if features.metadata is None else (features.metadata,)
+        f = self.agl(features.global_desc, z, extra)
         return f if pre_logits else self.head(f)
 
     def forward_output(
@@ -385,16 +364,19 @@ class AGFNet(PairedNet):
         clinical: torch.Tensor,
         ultrasound: torch.Tensor,
         present: torch.Tensor | None = None,
+        metadata: Mapping[str, torch.Tensor] | None = None,
     ) -> ModelOutput:
         """
         Args:
-            clinical, ultrasound, present: as `forward_features`.
+            clinical, ultrasound, present, metadata: as `forward_features`.
 
         Returns:
-            `ModelOutput`; rec_loss and masked_logits only in training with FRL.
+            `ModelOutput`; rec_loss and masked_logits only in training with FRL; the
+            task logits (on f, like the main head) with tasks.
         """
-        features = self.forward_features(clinical, ultrasound, present)
-        logits = self.forward_head(features)
+        features = self.forward_features(clinical, ultrasound, present, metadata)
+        f = self.forward_head(features, pre_logits=True)
+        logits = self.head(f)
         g = features.global_desc
         aux = {} if self.aux_heads is None else {m: h(g[m]) for m, h in self.aux_heads.items()}
         rec_loss = masked_logits = None
@@ -407,6 +389,7 @@ class AGFNet(PairedNet):
             rec_loss=rec_loss,
             saliency=self.saliency_maps(features.scales),
             modalities=features.modalities,
+            task_logits=self.task_logits(f),
         )
 
     def forward_reconstruction(self, features: AGFNetFeatures) -> tuple[torch.Tensor, torch.Tensor]:

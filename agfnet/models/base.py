@@ -1,19 +1,24 @@
-"""The base every registered model shares: encoder options, the plain forward, the flags."""
+"""The base every registered model shares: encoder options, the plain forward, the flags,
+and the optional task heads and metadata encoder (our extension, docs/method.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from agfnet.errors import UserError
+from agfnet.layers.metadata import MetadataEncoder, metadata_layout
 from agfnet.models.encoders import ModalityEncoders
+from agfnet.models.heads import TaskHeads
 from agfnet.models.output import MODALITIES, ModelOutput
 
 __all__ = ["EncoderConfig", "PairedNet", "check_option"]
+
+_M = TypeVar("_M", bound=nn.Module)
 
 
 def check_option(ok: bool, key: str, value: Any, fix: str) -> None:
@@ -27,6 +32,30 @@ def check_option(ok: bool, key: str, value: Any, fix: str) -> None:
     """
     if not ok:
         raise UserError(f"model option {key}={value!r} is invalid: {fix}")
+
+
+def _check_tasks(tasks: Mapping[str, int]) -> dict[str, int]:
+    """Validate task name -> number of classes; names become module names."""
+    for name, k in tasks.items():
+        check_option(
+            isinstance(name, str) and bool(name) and "." not in name,
+            "tasks",
+            name,
+            "name each task with a non-empty string without '.'",
+        )
+        check_option(isinstance(k, int) and k >= 2, f"tasks.{name}", k, "use >= 2 classes")
+    return dict(tasks)
+
+
+def _check_metadata(spec: Mapping[str, Any]) -> None:
+    """Validate a metadata spec dict (the keys `agfnet.layers.metadata` reads)."""
+    fix = "pass MetadataSpec.to_dict(): {'fields': [{'name', 'kind', 'vocabulary'}, ...]}"
+    ok = isinstance(spec, Mapping) and isinstance(spec.get("fields"), list)
+    check_option(ok, "metadata", spec, fix)
+    try:
+        metadata_layout(spec)
+    except ValueError as err:
+        raise UserError(f"model option metadata is invalid: {err}") from None
 
 
 @dataclass
@@ -79,8 +108,10 @@ def _init_linear(module: nn.Module) -> None:
 class PairedNet(nn.Module):
     """Base class: `forward(clinical, ultrasound) -> logits` on top of `forward_output`.
 
-    Subclasses build their layers after `super().__init__()`, call `init_weights()`, and
-    implement `forward_output`. `build_spec` is filled in by `create_model`.
+    Subclasses build their layers after `super().__init__()`, call `init_weights()`, then
+    build what tasks and metadata add (`build_metadata_encoder`, `build_task_heads`,
+    `init_extension`), and implement `forward_output`. `build_spec` is filled in by
+    `create_model`.
     """
 
     config_cls: ClassVar[type[EncoderConfig]] = EncoderConfig
@@ -92,6 +123,8 @@ class PairedNet(nn.Module):
         *,
         modalities: Sequence[str] = MODALITIES,
         out_indices: Sequence[int] = (-1,),
+        tasks: Mapping[str, int] | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         """
         Args:
@@ -99,6 +132,10 @@ class PairedNet(nn.Module):
             num_classes: K, at least 2.
             modalities: the inputs it reads.
             out_indices: the backbone feature levels it uses.
+            tasks: extra tasks, name -> number of classes (>= 2), in output order; the
+                subclass builds their heads with `build_task_heads`.
+            metadata: a metadata spec dict (`agfnet.layers.metadata`); the subclass
+                builds its encoder with `build_metadata_encoder`.
         """
         super().__init__()
         check_option(num_classes >= 2, "num_classes", num_classes, "use at least 2 classes")
@@ -117,6 +154,14 @@ class PairedNet(nn.Module):
             )
         self.config = config
         self.num_classes = num_classes
+        self.tasks = _check_tasks(tasks or {})
+        if metadata is not None:
+            _check_metadata(metadata)
+        # A spec without fields (no metadata columns configured) is no metadata.
+        self.metadata_spec = dict(metadata) if metadata and metadata["fields"] else None
+        # Plain attributes until a subclass builds them (last: see `init_extension`).
+        self.task_heads: nn.Module | None = None
+        self.metadata_encoder: MetadataEncoder | None = None
         self.encoders = ModalityEncoders(
             config.backbone,
             modalities=modalities,
@@ -144,6 +189,48 @@ class PairedNet(nn.Module):
         with modality_dropout > 0, and single-modality models (which ignore the other)."""
         return self.encoders.supports_missing
 
+    def init_extension(self, module: _M) -> _M:
+        """Initialise a layer that tasks or metadata add, as `init_weights` does.
+
+        Such layers are built after `init_weights()`, so their random draws come after
+        every other layer's: a model without tasks or metadata is exactly the one of
+        before they existed, and adding task heads leaves the other weights unchanged.
+        """
+        module.apply(_init_linear)
+        return module
+
+    def build_task_heads(self, dim: int) -> TaskHeads | None:
+        """One linear head per task on a (B, dim) representation; None without tasks."""
+        if not self.tasks:
+            return None
+        return self.init_extension(TaskHeads(dim, self.tasks, self.config.drop_rate))
+
+    def build_metadata_encoder(self, dim: int) -> MetadataEncoder | None:
+        """The metadata encoder to a (B, dim) vector; None without metadata."""
+        if self.metadata_spec is None:
+            return None
+        return self.init_extension(MetadataEncoder(self.metadata_spec, dim))
+
+    def encode_metadata(
+        self, metadata: Mapping[str, torch.Tensor] | None, like: torch.Tensor
+    ) -> torch.Tensor | None:
+        """(B, dim) metadata vector, or None for a model without metadata.
+
+        Args:
+            metadata: the encoded batch ("cat", "num", "num_present"); None means every
+                field is missing (a model without metadata ignores it).
+            like: a (B, ...) input tensor, giving the batch size and device.
+        """
+        if self.metadata_encoder is None:
+            return None
+        if metadata is None:
+            metadata = self.metadata_encoder.missing(like.shape[0], like.device)
+        return self.metadata_encoder(metadata)
+
+    def task_logits(self, f: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Task name -> (B, k_t) logits of the representation f; {} without tasks."""
+        return {} if self.task_heads is None else self.task_heads(f)
+
     def init_weights(self) -> None:
         """Initialise every linear layer outside the (possibly pretrained) backbones."""
         for name, child in self.named_children():
@@ -166,6 +253,13 @@ class PairedNet(nn.Module):
         clinical: torch.Tensor,
         ultrasound: torch.Tensor,
         present: torch.Tensor | None = None,
+        metadata: Mapping[str, torch.Tensor] | None = None,
     ) -> ModelOutput:
-        """Everything the losses and explanations need. Implemented by each model."""
+        """Everything the losses and explanations need. Implemented by each model.
+
+        Args:
+            clinical, ultrasound: (B, 3, H, W) images.
+            present: optional (B, 2) bool availability of [clinical, ultrasound].
+            metadata: optional encoded metadata (`encode_metadata`); None = all missing.
+        """
         raise NotImplementedError

@@ -1,15 +1,21 @@
 """Baselines: single-modality nets, late feature concatenation, decision averaging and
-stage-wise bidirectional cross-attention (the TFormer family, simplified)."""
+stage-wise bidirectional cross-attention (the TFormer family, simplified).
+
+With metadata, the concatenation families append the metadata vector (as wide as one
+modality's pooled features) to what their head reads; cross_attn fuses it after the image
+stages, where TFormer does (docs/method.md, "Tasks and metadata")."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from timm.layers import ClassifierHead, Mlp
 from torch import nn
 
-from agfnet.layers import BidirectionalBlock, map_to_tokens
+from agfnet.layers import BidirectionalBlock, GatedAttentionBlock, map_to_tokens
 from agfnet.models.base import EncoderConfig, PairedNet, check_option
 from agfnet.models.output import MODALITIES, ModelOutput
 from agfnet.models.registry import SIZE_PRESETS, register_model
@@ -23,6 +29,17 @@ __all__ = [
     "SingleModalityConfig",
     "SingleModalityNet",
 ]
+
+
+def _metadata_dim(model: PairedNet) -> int:
+    """Width of the metadata vector a concatenation family appends: that of one
+    modality's pooled features, so the metadata weighs like one more input; 0 without."""
+    return 0 if model.metadata_spec is None else model.encoders.channels[-1]
+
+
+def _append(x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+    """(B, W) -> (B, W + metadata width): x with the metadata vector m appended, if any."""
+    return x if m is None else torch.cat([x, m], dim=1)
 
 
 @dataclass
@@ -47,35 +64,43 @@ class SingleModalityNet(PairedNet):
 
     config_cls = SingleModalityConfig
 
-    def __init__(self, config: SingleModalityConfig, num_classes: int) -> None:
+    def __init__(self, config: SingleModalityConfig, num_classes: int, **extensions: Any) -> None:
         """
         Args:
             config: the options.
             num_classes: K.
+            **extensions: `tasks` and `metadata`, as `PairedNet`.
         """
-        super().__init__(config, num_classes, modalities=(config.modality,))
-        self.head = ClassifierHead(
-            self.encoders.channels[-1], num_classes, drop_rate=config.drop_rate
-        )
+        super().__init__(config, num_classes, modalities=(config.modality,), **extensions)
+        # With metadata the head's linear layer reads [pooled image; metadata].
+        width = self.encoders.channels[-1] + _metadata_dim(self)
+        self.head = ClassifierHead(width, num_classes, drop_rate=config.drop_rate)
         self.init_weights()
+        self.metadata_encoder = self.build_metadata_encoder(_metadata_dim(self))
+        self.task_heads = self.build_task_heads(width)
 
     def forward_output(
         self,
         clinical: torch.Tensor,
         ultrasound: torch.Tensor,
         present: torch.Tensor | None = None,
+        metadata: Mapping[str, torch.Tensor] | None = None,
     ) -> ModelOutput:
         """
         Args:
             clinical: (B, 3, H, W).
             ultrasound: (B, 3, H, W); one of the two is never read.
             present: optional (B, 2) bool; this model's own column must be all True.
+            metadata: optional encoded metadata; None = every field missing.
 
         Returns:
-            `ModelOutput` with logits and modalities ([True, False] for clinical_only).
+            `ModelOutput` with logits, modalities ([True, False] for clinical_only) and
+            the task logits.
         """
         feats, used = self.encoders(clinical, ultrasound, present)
-        return ModelOutput(logits=self.head(feats[self.config.modality][-1]), modalities=used)
+        pooled = self.head(feats[self.config.modality][-1], pre_logits=True)
+        f = _append(pooled, self.encode_metadata(metadata, pooled))
+        return ModelOutput(logits=self.head.fc(f), modalities=used, task_logits=self.task_logits(f))
 
 
 @dataclass
@@ -90,59 +115,78 @@ class LateConcatConfig(EncoderConfig):
 
 
 class LateConcatNet(PairedNet):
-    """Both backbones, global-average-pooled last stages concatenated, MLP head."""
+    """Both backbones, global-average-pooled last stages concatenated (with the metadata
+    vector, if any), MLP head; the task heads read the same concatenated vector."""
 
     config_cls = LateConcatConfig
 
-    def __init__(self, config: LateConcatConfig, num_classes: int) -> None:
+    def __init__(self, config: LateConcatConfig, num_classes: int, **extensions: Any) -> None:
         """
         Args:
             config: the options.
             num_classes: K.
+            **extensions: `tasks` and `metadata`, as `PairedNet`.
         """
-        super().__init__(config, num_classes)
-        width = 2 * self.encoders.channels[-1]
+        super().__init__(config, num_classes, **extensions)
+        width = 2 * self.encoders.channels[-1] + _metadata_dim(self)
         self.head = Mlp(width, config.hidden_dim, num_classes, drop=config.drop_rate)
         self.init_weights()
+        self.metadata_encoder = self.build_metadata_encoder(_metadata_dim(self))
+        self.task_heads = self.build_task_heads(width)
 
     def forward_output(
         self,
         clinical: torch.Tensor,
         ultrasound: torch.Tensor,
         present: torch.Tensor | None = None,
+        metadata: Mapping[str, torch.Tensor] | None = None,
     ) -> ModelOutput:
         """Args/Returns as `AGFNet.forward_output`, with no aux logits or saliency."""
         feats, used = self.encoders(clinical, ultrasound, present)
         pooled = torch.cat([feats[m][-1].mean(dim=(2, 3)) for m in MODALITIES], dim=1)
-        return ModelOutput(logits=self.head(pooled), modalities=used)
+        f = _append(pooled, self.encode_metadata(metadata, pooled))
+        return ModelOutput(logits=self.head(f), modalities=used, task_logits=self.task_logits(f))
 
 
 class DecisionMeanNet(PairedNet):
-    """Two single-modality nets trained jointly; the prediction is the mean of their logits."""
+    """Two single-modality nets trained jointly; the prediction is the mean of their logits.
 
-    def __init__(self, config: EncoderConfig, num_classes: int) -> None:
+    Fusion stays at the decision: each net appends the (shared) metadata vector to its own
+    pooled features, has its own task heads, and every task's logits are averaged too.
+    """
+
+    def __init__(self, config: EncoderConfig, num_classes: int, **extensions: Any) -> None:
         """
         Args:
             config: the options.
             num_classes: K.
+            **extensions: `tasks` and `metadata`, as `PairedNet`.
         """
-        super().__init__(config, num_classes)
-        chs = self.encoders.channels[-1]
+        super().__init__(config, num_classes, **extensions)
+        width = self.encoders.channels[-1] + _metadata_dim(self)
         self.heads = nn.ModuleDict(
-            {m: ClassifierHead(chs, num_classes, drop_rate=config.drop_rate) for m in MODALITIES}
+            {m: ClassifierHead(width, num_classes, drop_rate=config.drop_rate) for m in MODALITIES}
         )
         self.init_weights()
+        self.metadata_encoder = self.build_metadata_encoder(_metadata_dim(self))
+        if self.tasks:
+            self.task_heads = nn.ModuleDict({m: self.build_task_heads(width) for m in MODALITIES})
 
     def forward_output(
         self,
         clinical: torch.Tensor,
         ultrasound: torch.Tensor,
         present: torch.Tensor | None = None,
+        metadata: Mapping[str, torch.Tensor] | None = None,
     ) -> ModelOutput:
         """Args/Returns as `AGFNet.forward_output`, with no aux logits or saliency."""
         feats, used = self.encoders(clinical, ultrasound, present)
-        logits = torch.stack([self.heads[m](feats[m][-1]) for m in MODALITIES]).mean(dim=0)
-        return ModelOutput(logits=logits, modalities=used)
+        meta = self.encode_metadata(metadata, clinical)
+        f = {m: _append(self.heads[m](feats[m][-1], pre_logits=True), meta) for m in MODALITIES}
+        logits = torch.stack([self.heads[m].fc(f[m]) for m in MODALITIES]).mean(dim=0)
+        heads = [] if self.task_heads is None else [self.task_heads[m](f[m]) for m in MODALITIES]
+        task_logits = {t: torch.stack([h[t] for h in heads]).mean(dim=0) for t in self.tasks}
+        return ModelOutput(logits=logits, modalities=used, task_logits=task_logits)
 
 
 @dataclass
@@ -181,17 +225,23 @@ class CrossAttentionNet(PairedNet):
 
     Simplified from TFormer (Zhang et al., 2023): the fused features do not flow back
     into the backbones, and there is no AGL, FRL or auxiliary head.
+
+    Metadata joins as in TFormer, after the image modalities are fused (its
+    "multi-modal transformer post-fusion" block): the metadata vector queries the 2S
+    pooled stage vectors in one cross-attention block, and the result is appended to
+    them before the head's LayerNorm. The task heads read that normalised vector.
     """
 
     config_cls = CrossAttnConfig
 
-    def __init__(self, config: CrossAttnConfig, num_classes: int) -> None:
+    def __init__(self, config: CrossAttnConfig, num_classes: int, **extensions: Any) -> None:
         """
         Args:
             config: the options.
             num_classes: K.
+            **extensions: `tasks` and `metadata`, as `PairedNet`.
         """
-        super().__init__(config, num_classes, out_indices=config.out_indices)
+        super().__init__(config, num_classes, out_indices=config.out_indices, **extensions)
         self.proj = nn.ModuleList(
             nn.ModuleDict(
                 {
@@ -215,17 +265,33 @@ class CrossAttentionNet(PairedNet):
             )
             for _ in self.encoders.channels
         )
-        width = 2 * len(self.encoders.channels) * config.dim
+        n_images = 2 * len(self.encoders.channels)
+        width = (n_images + int(self.metadata_spec is not None)) * config.dim
         self.head = nn.Sequential(
             nn.LayerNorm(width), nn.Dropout(config.drop_rate), nn.Linear(width, num_classes)
         )
         self.init_weights()
+        self.post_fusion = None
+        if self.metadata_spec is not None:
+            # kv_size = the token count: the 2S pooled vectors are attended unpooled.
+            block = GatedAttentionBlock(
+                config.dim,
+                config.num_heads,
+                kv_size=n_images,
+                mlp_ratio=config.mlp_ratio,
+                intra=False,
+                gate_init=1.0,
+            )
+            self.post_fusion = self.init_extension(block)
+        self.metadata_encoder = self.build_metadata_encoder(config.dim)
+        self.task_heads = self.build_task_heads(width)
 
     def forward_output(
         self,
         clinical: torch.Tensor,
         ultrasound: torch.Tensor,
         present: torch.Tensor | None = None,
+        metadata: Mapping[str, torch.Tensor] | None = None,
     ) -> ModelOutput:
         """Args/Returns as `AGFNet.forward_output`, with no aux logits or saliency."""
         feats, used = self.encoders(clinical, ultrasound, present)
@@ -237,7 +303,13 @@ class CrossAttentionNet(PairedNet):
                 {m: (x.shape[-2], x.shape[-1]) for m, x in maps.items()},
             )
             pooled += [tokens[m].mean(dim=1) for m in MODALITIES]
-        return ModelOutput(logits=self.head(torch.cat(pooled, dim=1)), modalities=used)
+        meta = self.encode_metadata(metadata, clinical)
+        if meta is not None:
+            images = torch.stack(pooled, dim=1)
+            pooled.append(self.post_fusion(meta[:, None], (1, 1), images, (1, len(pooled)))[:, 0])
+        f = self.head[0](torch.cat(pooled, dim=1))  # the LayerNorm: what every head reads
+        logits = self.head[1:](f)
+        return ModelOutput(logits=logits, modalities=used, task_logits=self.task_logits(f))
 
 
 # Head widths per size, as in AGFNet (tiny: 64, lite: 128, paper: 256).

@@ -25,6 +25,8 @@ class ModelOutput:
         saliency: modality -> (B, h, w) ALL saliency map on the finest fused scale,
             non-negative, summing to 1 per sample. Empty when the model has none.
         modalities: (B, 2) bool, [clinical, ultrasound]: which inputs the prediction used.
+        task_logits: task name -> (B, k_t) logits of each extra task (e.g. the
+            seven-point criteria), in the model's `tasks` order. Empty without tasks.
     """
 
     logits: torch.Tensor
@@ -33,3 +35,4 @@ class ModelOutput:
     rec_loss: torch.Tensor | None = None
     saliency: dict[str, torch.Tensor] = field(default_factory=dict)
     modalities: torch.Tensor
+    task_logits: dict[str, torch.Tensor] = field(default_factory=dict)

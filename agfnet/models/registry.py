@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -118,7 +120,13 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def create_model(
-    name: str, *, num_classes: int, seed: int | None = None, **overrides: Any
+    name: str,
+    num_classes: int,
+    *,
+    seed: int | None = None,
+    tasks: Mapping[str, int] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> nn.Module:
     """Build a registered model.
 
@@ -127,6 +135,10 @@ def create_model(
         num_classes: K.
         seed: seed the initial weights (the global RNG state is left untouched);
             the same seed gives the same weights.
+        tasks: extra tasks, name -> number of classes, in output order (e.g. the
+            seven-point criteria): one head each (`ModelOutput.task_logits`).
+        metadata: the metadata spec dict (`MetadataSpec.to_dict()`; the keys read are
+            in `agfnet.layers.metadata`): the model gains a metadata encoder.
         **overrides: option values replacing the preset's (see docs/method.md).
 
     Returns:
@@ -135,6 +147,12 @@ def create_model(
         **spec["overrides"])` rebuilds its architecture. `pretrained` and
         `pretrained_file` only set initial weights: they are left out of the spec, or
         set to off where the name's preset turns them on.
+        overrides), plus "tasks" and "metadata" only when given (non-empty):
+        `create_model(spec["name"], num_classes=spec["num_classes"],
+        tasks=spec.get("tasks"), metadata=spec.get("metadata"), **spec["overrides"])`
+        rebuilds its architecture. `pretrained` and `pretrained_file` are left out of the
+        spec: they only set initial weights. Without tasks and metadata the model is
+        exactly the one built before they existed (parameters, initial draws, outputs).
 
     Raises:
         UserError: unknown name, unknown option (the message lists the valid ones) or
@@ -158,15 +176,22 @@ def create_model(
         # Meta tensors hold no values (size and FLOP counts): reading weights is wasted.
         options |= {k: defaults[k] for k in _INIT_ONLY}
     config = config_cls(**options)
+    # Only what is given reaches the class and the spec, so old specs stay as they were.
+    extensions: dict[str, Any] = {}
+    if tasks:
+        extensions["tasks"] = dict(tasks)
+    if metadata and not (isinstance(metadata, Mapping) and metadata.get("fields") == []):
+        extensions["metadata"] = copy.deepcopy(metadata)
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
     with rng:
         if seed is not None:
             torch.manual_seed(seed)
-        model = entry.model_cls(config, num_classes)
+        model = entry.model_cls(config, num_classes, **extensions)
     # Pretrained weights only set initial values and a checkpoint brings its own, so
     # rebuilding from the spec must not need the hub or the weight file again: where the
     # preset asks for weights (the lite size), the spec turns them off.
     kept = {k: v for k, v in overrides.items() if k not in _INIT_ONLY}
     kept |= {k: defaults[k] for k in _INIT_ONLY if entry.preset.get(k)}
     model.build_spec = {"name": name, "num_classes": num_classes, "overrides": kept}
+    model.build_spec.update(copy.deepcopy(extensions))
     return model

@@ -1,4 +1,5 @@
-"""PairedClassifierLoss: the total is CE + beta*(aux) + lambda*rec, and reduces to plain CE."""
+"""PairedClassifierLoss: the total is CE + beta*(aux) + lambda*rec (+ the weighted task
+terms, -1 targets ignored), and reduces to plain CE."""
 
 from __future__ import annotations
 
@@ -87,3 +88,58 @@ def test_the_masked_pass_has_its_own_field_and_the_old_name_still_works() -> Non
     nll = torch.nn.functional.cross_entropy
     torch.testing.assert_close(terms["masked"], nll(out.masked_logits, target))
     assert AGFNetLoss is PairedClassifierLoss
+
+
+def _task_output(batch: int = 6) -> ModelOutput:
+    out = _output(batch, rec=None)
+    out.task_logits = {"streaks": torch.randn(batch, 3), "veil": torch.randn(batch, 2)}
+    return out
+
+
+def test_task_terms_ignore_unknown_targets_and_are_weighted_into_the_total() -> None:
+    out = _task_output()
+    target = torch.tensor([0, 1, 2, 2, 1, 0])
+    task_targets = torch.tensor([[0, 1], [-1, 0], [2, -1], [1, 1], [-1, -1], [0, 0]])
+    loss_fn = PairedClassifierLoss(task_weight=0.5, task_weights={"veil": 2.0})
+    terms = loss_fn(out, target, task_targets)
+    nll = torch.nn.functional.cross_entropy
+    for i, name in enumerate(out.task_logits):
+        keep = task_targets[:, i] >= 0
+        expected = nll(out.task_logits[name][keep], task_targets[keep, i])
+        torch.testing.assert_close(terms[f"task/{name}"], expected)
+    torch.testing.assert_close(
+        terms["tasks"], 0.5 * terms["task/streaks"] + 2.0 * terms["task/veil"]
+    )
+    plain = PairedClassifierLoss()(_output(rec=None), target)
+    torch.testing.assert_close(terms["loss"], plain["loss"] + terms["tasks"])
+
+
+def test_a_task_with_every_target_unknown_adds_zero_not_nan() -> None:
+    out = _task_output()
+    out.task_logits = {k: v.requires_grad_() for k, v in out.task_logits.items()}
+    task_targets = torch.tensor([[0, -1]] * 6)
+    terms = PairedClassifierLoss()(out, torch.zeros(6, dtype=torch.long), task_targets)
+    assert terms["task/veil"].item() == 0 and torch.isfinite(terms["loss"])
+    terms["loss"].backward()
+    assert torch.isfinite(out.task_logits["veil"].grad).all()
+
+
+def test_task_targets_are_required_and_weights_must_name_tasks() -> None:
+    out, target = _task_output(), torch.zeros(6, dtype=torch.long)
+    with pytest.raises(ValueError, match="pass task_targets"):
+        PairedClassifierLoss()(out, target)
+    with pytest.raises(ValueError, match="pass task_targets"):
+        PairedClassifierLoss()(out, target, torch.zeros(6, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="streak"):
+        PairedClassifierLoss(task_weights={"streak": 1.0})(out, target, torch.zeros(6, 2).long())
+
+
+def test_a_model_with_tasks_trains_on_the_total() -> None:
+    model = create_model("late_concat_tiny", num_classes=3, seed=0, tasks={"a": 2, "b": 4})
+    x = torch.randn(2, 3, 32, 32)
+    terms = PairedClassifierLoss()(
+        model.forward_output(x, x), torch.tensor([0, 2]), torch.tensor([[1, 3], [0, -1]])
+    )
+    assert {"tasks", "task/a", "task/b"} <= set(terms)
+    terms["loss"].backward()
+    assert model.task_heads.heads["b"].weight.grad.abs().sum() > 0
