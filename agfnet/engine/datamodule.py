@@ -74,6 +74,7 @@ class PairedDataModule(L.LightningDataModule):
         num_workers: loader worker processes.
         seed: seed of the training order.
         sampler: "shuffle" (`EpochShuffleSampler`) or "balanced" (`EpochBalancedSampler`).
+        metadata_spec: the `MetadataSpec` fitted on the training rows, or None.
     """
 
     def __init__(
@@ -86,8 +87,10 @@ class PairedDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         sampler: str = "shuffle",
+        metadata_spec: Any = None,
     ) -> None:
         super().__init__()
+        self.metadata_spec = metadata_spec
         self.manifest = manifest
         self.train_indices = list(train_indices)
         self.val_indices = list(val_indices)
@@ -103,7 +106,10 @@ class PairedDataModule(L.LightningDataModule):
         from agfnet.data import PairedLesionDataset, build_transforms
 
         return PairedLesionDataset(
-            self.manifest, indices=indices, transform=build_transforms(self.transform, train=train)
+            self.manifest,
+            indices=indices,
+            transform=build_transforms(self.transform, train=train),
+            metadata_spec=self.metadata_spec,
         )
 
     def _train_sampler(self, indices: list[int]) -> EpochShuffleSampler:

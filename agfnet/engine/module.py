@@ -39,6 +39,8 @@ class PairedClassifierModule(L.LightningModule):
         transform: the run's resolved `TransformConfig` as a dict, stored for inference.
         class_weights: one cross-entropy weight per class, or None.
         channels_last: feed the network channels-last batches (GPU training).
+        task_classes: task -> class names of the model's task heads (`data.tasks`);
+            validated per task and as `val/mean_task_accuracy`.
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class PairedClassifierModule(L.LightningModule):
         class_weights: list[float] | None = None,
         *,
         channels_last: bool = False,
+        task_classes: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__()
         from agfnet.models import PairedClassifierLoss
@@ -65,6 +68,16 @@ class PairedClassifierModule(L.LightningModule):
             masked_weight=config.loss.masked_weight,
             label_smoothing=config.loss.label_smoothing,
             class_weights=None if class_weights is None else torch.tensor(class_weights),
+            task_weight=config.loss.task_weight,
+            task_weights=config.loss.task_weights or None,
+        )
+        # The task heads' class orders (`data.tasks`), from the model's build spec.
+        self.task_classes: dict[str, list[str]] = dict(task_classes or {})
+        self.task_metrics = torch.nn.ModuleDict(
+            {
+                name.replace(".", "_"): MulticlassAccuracy(num_classes=len(c), average="micro")
+                for name, c in self.task_classes.items()
+            }
         )
         k = len(classes)
         self.val_metrics = MetricCollection(
@@ -86,11 +99,18 @@ class PairedClassifierModule(L.LightningModule):
 
     def forward(self, batch: dict[str, Any]) -> Any:
         """The network's `ModelOutput` for a collated batch of `PairedLesionDataset` samples."""
+        from agfnet.runtime.batch import batch_metadata
+
         clinical, ultrasound = self._inputs(batch)
-        return self.model.forward_output(clinical, ultrasound, present=batch["present"])
+        metadata = batch_metadata(batch)
+        extra = {} if metadata is None else {"metadata": metadata}
+        return self.model.forward_output(clinical, ultrasound, present=batch["present"], **extra)
+
+    def _task_targets(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        return batch["task_targets"] if self.task_classes else None
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        terms = self.criterion(self(batch), batch["label"])
+        terms = self.criterion(self(batch), batch["label"], self._task_targets(batch))
         n = batch["label"].shape[0]
         self.log(
             "train/loss",
@@ -101,7 +121,7 @@ class PairedClassifierModule(L.LightningModule):
             batch_size=n,
             sync_dist=True,
         )
-        for name in ("ce", "aux", "rec", "masked"):
+        for name in ("ce", "aux", "rec", "masked", "tasks"):
             if name in terms:
                 self.log(
                     f"train/{name}",
@@ -120,7 +140,8 @@ class PairedClassifierModule(L.LightningModule):
         self.log("train/epoch_seconds", time.monotonic() - self._epoch_start, sync_dist=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        logits = self(batch).logits.float()
+        out = self(batch)
+        logits = out.logits.float()
         n = batch["label"].shape[0]
         # Plain cross-entropy (no smoothing, no class weights) so val/loss is comparable
         # across configs and is the NLL that temperature scaling later minimises.
@@ -129,6 +150,23 @@ class PairedClassifierModule(L.LightningModule):
         # Logging the metric objects lets Lightning compute them over all ranks at epoch end.
         self.val_metrics.update(logits.softmax(dim=1), batch["label"])
         self.log_dict(self.val_metrics, on_step=False, on_epoch=True, batch_size=n)
+        for i, name in enumerate(self.task_classes):
+            target = batch["task_targets"][:, i]
+            known = target >= 0
+            if known.any():
+                metric = self.task_metrics[name.replace(".", "_")]
+                metric.update(out.task_logits[name][known].float(), target[known])
+                self.log(f"val/task/{name}/accuracy", metric, on_epoch=True, batch_size=n)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.task_classes:
+            return
+        # The anchors' "avg": the mean accuracy of the diagnosis and every task (computed
+        # from the metric objects, which Lightning then logs and resets).
+        metrics = [self.val_metrics["accuracy"], *self.task_metrics.values()]
+        if all(m.update_count for m in metrics):
+            mean = torch.stack([m.compute().float() for m in metrics]).mean()
+            self.log("val/mean_task_accuracy", mean, sync_dist=False)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.config.optim
@@ -160,6 +198,7 @@ class PairedClassifierModule(L.LightningModule):
             "temperature": 1.0,
             "version": agfnet.__version__,
             "weight_sources": weight_sources(self.model),
+            **({"tasks": dict(self.task_classes)} if self.task_classes else {}),
         }
 
     def configure_callbacks(self) -> list[L.Callback]:
@@ -207,11 +246,29 @@ def param_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, 
     return groups
 
 
-def build_network(config: TrainConfig, num_classes: int) -> torch.nn.Module:
-    """The network a config names (`model.name` with `model.overrides`), freshly built."""
+def build_network(
+    config: TrainConfig,
+    num_classes: int,
+    tasks: dict[str, int] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> torch.nn.Module:
+    """The network a config names (`model.name` with `model.overrides`), freshly built.
+
+    Args:
+        config: the resolved config.
+        num_classes: diagnosis classes.
+        tasks: task -> number of classes, for the task heads (`data.tasks`); None: none.
+        metadata: a `MetadataSpec.to_dict()` for the metadata encoder; None: none.
+    """
     from agfnet.models import create_model
 
-    return create_model(config.model.name, num_classes=num_classes, **config.model.overrides)
+    return create_model(
+        config.model.name,
+        num_classes=num_classes,
+        tasks=tasks or None,
+        metadata=metadata or None,
+        **config.model.overrides,
+    )
 
 
 def AGFNetModule(

@@ -94,6 +94,16 @@ def read_data(data: str | Path | Any, config: TrainConfig) -> Any:
     )
 
 
+def metadata_for(manifest: Any, train: Sequence[int], config: TrainConfig) -> Any:
+    """The `MetadataSpec` of `data.metadata`, fitted on the training rows; None without."""
+    if not manifest.metadata_fields:
+        return None
+    from agfnet.data.metadata import fit_metadata
+
+    rows = [manifest.rows[i] for i in train]
+    return fit_metadata(rows, manifest.metadata_fields, config.data.metadata_kinds or None)
+
+
 def holdout(manifest: Any, positions: Sequence[int], fraction: float, seed: int) -> Split:
     """A seeded validation hold-out of `positions`, stratified by label, grouped by patient.
 
@@ -258,8 +268,18 @@ def fit(
     )
     weights = class_weights(config, manifest, split.train)
 
+    # Task heads and the metadata encoder (data.tasks, data.metadata): the metadata's
+    # vocabularies and statistics come from the training rows only.
+    task_classes = {t: list(manifest.task_classes[t]) for t in manifest.tasks}
+    metadata_spec = metadata_for(manifest, split.train, config)
+
     L.seed_everything(config.seed, workers=True)
-    model = build_network(config, len(manifest.classes))
+    model = build_network(
+        config,
+        len(manifest.classes),
+        tasks={t: len(c) for t, c in task_classes.items()},
+        metadata=metadata_spec.to_dict() if metadata_spec else None,
+    )
     check_modalities(manifest, split.train + split.val, model, config.data.modality_names)
     transform = transform_config(config, model)
     on_gpu = _on_gpu(config)
@@ -273,6 +293,7 @@ def fit(
         transform.model_dump(mode="json"),
         class_weights=weights,
         channels_last=channels_last,
+        task_classes=task_classes,
     )
 
     ckpt_dir = out / CHECKPOINT_DIR
@@ -295,6 +316,7 @@ def fit(
         num_workers=resolve_num_workers(config.data.num_workers),
         seed=config.seed,
         sampler=config.data.sampler,
+        metadata_spec=metadata_spec,
     )
     best_checkpointer = ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -394,6 +416,7 @@ def calibrate_and_score(
         manifest,
         indices=val,
         transform=build_transforms(TransformConfig(**info.transform), train=False),
+        metadata_spec=info.metadata_spec(),
     )
     device = resolve_device("cuda" if _on_gpu(config) else "cpu")
     preds = predict(model, dataset, batch_size=config.data.batch_size, device=device)

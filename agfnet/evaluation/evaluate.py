@@ -60,7 +60,12 @@ def evaluate_model(
     from agfnet.runtime.device import resolve_device
 
     transform = build_transforms(TransformConfig(**info.transform), train=False)
-    dataset = PairedLesionDataset(manifest, indices=list(positions), transform=transform)
+    dataset = PairedLesionDataset(
+        manifest,
+        indices=list(positions),
+        transform=transform,
+        metadata_spec=info.metadata_spec(),
+    )
     preds = predict(
         model,
         dataset,
@@ -96,7 +101,37 @@ def evaluate_model(
         title=title,
         extra=extra,
         columns=columns,
+        **_task_outputs(preds, manifest, positions, info, probs),
     )
+
+
+def _task_outputs(
+    preds: Any, manifest: Any, positions: Sequence[int], info: Any, probs: np.ndarray
+) -> dict[str, Any]:
+    """`write_evaluation`'s `tasks` and `checklist` for a model with task heads whose
+    columns the manifest has ({} otherwise)."""
+    from agfnet.evaluation.calibration import apply_temperature
+    from agfnet.evaluation.checklist import checklist_report, has_checklist, predicted_classes
+
+    read = list(getattr(manifest, "tasks", []) or [])
+    if not preds.task_logits or not read or preds.task_targets is None:
+        return {}
+    task_classes = {t: info.tasks[t] for t in read}
+    task_probs = {t: apply_temperature(preds.task_logits[t], 1.0) for t in read}
+    tasks = {
+        t: (preds.task_targets[:, i], task_probs[t], task_classes[t]) for i, t in enumerate(read)
+    }
+    if not has_checklist(task_classes):
+        return {"tasks": tasks}
+    release = [manifest.rows[i].extra.get("seven_point_score") for i in positions]
+    checklist = checklist_report(
+        predicted_classes(task_probs, task_classes),
+        probs.argmax(axis=1),
+        preds.labels,
+        info.classes,
+        release_score=release if any(release) else None,
+    )
+    return {"tasks": tasks, "checklist": checklist}
 
 
 def _spread(

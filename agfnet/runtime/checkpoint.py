@@ -108,6 +108,20 @@ class CheckpointInfo:
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
 
+    @property
+    def tasks(self) -> dict[str, list[str]]:
+        """Task -> class names of the model's task heads (`data.tasks`); {} without."""
+        return {k: list(v) for k, v in (self.extra.get("tasks") or {}).items()}
+
+    def metadata_spec(self) -> Any:
+        """The `agfnet.data.MetadataSpec` the model was trained with, or None."""
+        spec = self.build_spec.get("metadata")
+        if not spec:
+            return None
+        from agfnet.data.metadata import MetadataSpec
+
+        return MetadataSpec.from_dict(spec)
+
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], path: str | Path = "") -> CheckpointInfo:
         """Pick the metadata out of a checkpoint dict read by `read_checkpoint`."""
@@ -192,7 +206,13 @@ def build_model(
     check_metadata(ckpt, where)
     info = CheckpointInfo.from_checkpoint(ckpt, path)
     spec = info.build_spec
-    model = create_model(spec["name"], num_classes=spec["num_classes"], **spec.get("overrides", {}))
+    model = create_model(
+        spec["name"],
+        num_classes=spec["num_classes"],
+        tasks=spec.get("tasks"),
+        metadata=spec.get("metadata"),
+        **spec.get("overrides", {}),
+    )
     try:
         model.load_state_dict(model_state_dict(ckpt))
     except RuntimeError as err:

@@ -262,8 +262,15 @@ def load_for_evaluation(
     from agfnet.runtime.checkpoint import load_model
 
     model, info = load_model(checkpoint, map_location=device)
+    columns = manifest_columns(info.config, info.tasks)
+    if not require_labels:  # the task columns are read (and checked) only to score them
+        columns |= {"tasks": [], "task_classes": None}
     manifest = read_manifest(
-        data, classes=info.classes, require_labels=require_labels, allow_missing_modality=True
+        data,
+        classes=info.classes,
+        require_labels=require_labels,
+        allow_missing_modality=True,
+        **columns,
     )
     chosen = split_positions(manifest, split) if positions is None else list(positions)
     chosen = chosen[:limit] if limit is not None else chosen
