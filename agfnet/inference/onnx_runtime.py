@@ -109,13 +109,21 @@ class OnnxPredictor(PredictorBase):
         return cls(session, session.get_modelmeta().custom_metadata_map, str(path))
 
     def forward(
-        self, clinical: torch.Tensor, ultrasound: torch.Tensor, present: torch.Tensor
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor,
+        metadata: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """See `PredictorBase.forward`; `used` is `present` restricted to what the model reads
         (as the PyTorch models compute it)."""
-        logits = self.run_raw({"clinical": clinical.numpy(), "ultrasound": ultrasound.numpy()})
+        inputs = {"clinical": clinical.numpy(), "ultrasound": ultrasound.numpy()}
+        if metadata is not None:
+            inputs.update({f"meta_{k}": v.numpy() for k, v in metadata.items()})
+        out = self.run_raw(inputs)
         reads = np.array([m in self.reads for m in MODALITIES])
-        return logits["logits"].astype(np.float64), present.numpy().astype(bool) & reads
+        tasks = {name: out[f"task_{name}"].astype(np.float64) for name in self.tasks}
+        return out["logits"].astype(np.float64), present.numpy().astype(bool) & reads, tasks
 
     def run_raw(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the graph on preprocessed arrays and return both outputs.
