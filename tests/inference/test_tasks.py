@@ -263,3 +263,35 @@ def test_the_cli_prints_the_checklist_score(checklist_ckpt: Path, pair) -> None:
     assert result.exit_code == 0, result.output
     assert "seven-point score:" in result.stdout
     assert "pigment_network" in result.stdout
+
+
+def test_onnx_export_has_task_outputs_and_metadata_inputs(
+    task_ckpt: Path, predictor, pair, synth_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from agfnet.inference.export import export_onnx
+    from agfnet.inference.onnx_runtime import OnnxPredictor
+
+    report = export_onnx(task_ckpt, tmp_path / "tasks.onnx")
+    assert report.inputs == ["clinical", "ultrasound", "meta_cat", "meta_num", "meta_num_present"]
+    assert report.outputs == ["logits", "probabilities", *(f"task_{t}" for t in TASKS)]
+    assert report.worst_diff <= report.tolerance
+    onnx = OnnxPredictor.from_file(tmp_path / "tasks.onnx")
+    assert onnx.tasks == predictor.tasks
+    assert onnx.describe()["metadata"] == predictor.describe()["metadata"]
+    for values in ({"site": "trunk", "age": "71"}, {"site": "elbow"}, None):
+        want = predictor.predict(*pair, metadata=values)
+        got = onnx.predict(*pair, metadata=values)
+        assert got.metadata_missing == want.metadata_missing
+        assert got.metadata_unknown == want.metadata_unknown
+        assert np.allclose(got.logits, want.logits, atol=1e-4)
+        for name in TASKS:
+            a = list(got.tasks[name]["probabilities"].values())
+            b = list(want.tasks[name]["probabilities"].values())
+            assert np.allclose(a, b, atol=1e-5), name
+    _, rows = onnx.predict_manifest(synth_dir / "manifest.csv")
+    _, expected = predictor.predict_manifest(synth_dir / "manifest.csv")
+    assert [r.tasks["depth"]["prediction"] for r in rows] == [
+        r.tasks["depth"]["prediction"] for r in expected
+    ]
