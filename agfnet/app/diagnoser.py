@@ -162,6 +162,25 @@ class Diagnoser:
             "disclaimer": DISCLAIMER,
         }
 
+    def check_metadata(self, metadata: dict[str, str]) -> None:
+        """Refuse a numeric metadata field that is not a number, naming the field.
+
+        Raises:
+            ApiError: 422, with the field.
+        """
+        from agfnet.data.metadata import NUMERIC, parse_number
+
+        spec = self.predictor.metadata_spec
+        for f in [] if spec is None else spec.fields:
+            value = metadata.get(f.name, "")
+            if f.kind == NUMERIC and value and parse_number(value) is None:
+                raise ApiError(
+                    422,
+                    f"metadata '{f.name}': {value!r} is not a number; give a number or leave "
+                    "it blank for missing",
+                    f.name,
+                )
+
     def decode(self, upload: Upload) -> Image.Image:
         """Decode one upload to an RGB image, under the app's pixel limit (`decode_upload`).
 
@@ -178,21 +197,27 @@ class Diagnoser:
         noun = image_noun(upload.field, self.predictor.modality_names)
         return decode_upload(upload, self.settings.max_image_pixels, noun)
 
-    def diagnose(self, uploads: dict[str, Upload], with_cam: bool) -> dict[str, Any]:
+    def diagnose(
+        self, uploads: dict[str, Upload], with_cam: bool, metadata: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """Diagnose one uploaded pair.
 
         Args:
             uploads: field -> file, for the images given.
             with_cam: also render the Grad-CAM overlay of each image used.
+            metadata: metadata field -> value, for the fields sent (a model that uses
+                metadata; blank or absent = missing).
 
         Returns:
             `Prediction.to_dict()` plus `cams`: modality -> PNG data URL, or None (not
             asked for, or the model cannot make them, e.g. at too small an input size).
 
         Raises:
-            ApiError: 422 an image the model needs is missing, or an image is unreadable;
-                413 an image declares too many pixels.
+            ApiError: 422 an image the model needs is missing, an image is unreadable,
+                or a numeric metadata field is not a number; 413 an image declares too
+                many pixels.
         """
+        self.check_metadata(metadata or {})
         try:
             self.predictor.check_modalities([[m in uploads for m in MODALITIES]])
         except UserError as err:
@@ -204,14 +229,16 @@ class Diagnoser:
         with self._lock:
             if with_cam:
                 try:
-                    explanation = self.predictor.explain(*images.values(), method=CAM_METHOD)
+                    explanation = self.predictor.explain(
+                        *images.values(), method=CAM_METHOD, metadata=metadata
+                    )
                 except UserError as err:
                     # E.g. inputs too small for the target layer: answer without heatmaps.
                     logger.warning("no Grad-CAM for this request: %s", err)
             if explanation is not None:
                 prediction = explanation.prediction
             else:
-                prediction = self.predictor.predict(*images.values())
+                prediction = self.predictor.predict(*images.values(), metadata=metadata)
         cams = None
         if explanation is not None:
             cams = {

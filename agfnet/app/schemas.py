@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,6 +18,7 @@ __all__ = [
     "HealthOut",
     "ModelRef",
     "PredictionOut",
+    "TaskOut",
     "UncertaintyOut",
     "prediction_body",
     "upload_form",
@@ -46,8 +47,21 @@ class ModelRef(BaseModel):
     checkpoint_sha256: str | None
 
 
+class TaskOut(BaseModel):
+    """One task head's answer (e.g. a criterion of the seven-point checklist)."""
+
+    prediction: str
+    probabilities: dict[str, float]
+
+
 class PredictionOut(BaseModel):
-    """The diagnosis of one pair: `Prediction.to_dict()` plus the model, request id and CAMs."""
+    """The diagnosis of one pair: `Prediction.to_dict()` plus the model, request id and CAMs.
+
+    `tasks` comes only from a model with task heads, `seven_point_score` and
+    `checklist_melanoma` only when they are the seven criteria, `metadata_missing` and
+    `metadata_unknown` only from a model that uses metadata (the route leaves out what
+    the model does not have, so other models answer as before).
+    """
 
     probabilities: dict[str, float]
     prediction: str
@@ -57,6 +71,11 @@ class PredictionOut(BaseModel):
     request_id: str
     cams: dict[str, str] | None
     disclaimer: str
+    tasks: dict[str, TaskOut] | None = None
+    seven_point_score: int | None = None
+    checklist_melanoma: bool | None = None
+    metadata_missing: list[str] | None = None
+    metadata_unknown: list[str] | None = None
 
 
 class ErrorOut(BaseModel):
@@ -79,7 +98,8 @@ _REFUSALS = {
     400: "malformed or incomplete multipart body",
     413: "a file over the size limit, or an image declaring more pixels than allowed",
     415: "not multipart/form-data",
-    422: "a missing, empty, unreadable or non-image file, or an image the model needs absent",
+    422: "a missing, empty, unreadable or non-image file, an image the model needs absent, "
+    "an unknown form field, or a numeric metadata field that is not a number",
     500: "the model failed; the error is in the server log under the request id",
 }
 
@@ -87,12 +107,36 @@ _REFUSALS = {
 ERROR_RESPONSES = {code: {"model": ErrorOut, "description": why} for code, why in _REFUSALS.items()}
 
 
-def upload_form(names: Mapping[str, str]) -> dict[str, Any]:
+def metadata_properties(fields: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The OpenAPI properties of the metadata form fields (`describe()["metadata"]`)."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        if f["kind"] == "numeric":
+            out[f["name"]] = {
+                "type": "string",
+                "description": "metadata (numeric): a number; blank or left out = missing",
+            }
+        else:
+            out[f["name"]] = {
+                "type": "string",
+                "description": "metadata (categorical): one of "
+                f"{', '.join(f['vocabulary'])}; blank or left out = missing, another value "
+                "= unknown",
+            }
+    return out
+
+
+def upload_form(
+    names: Mapping[str, str], metadata: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     """The `openapi_extra=` of `POST /api/predict`: the multipart form (the route reads the
-    body itself, so FastAPI cannot infer it), one binary field per modality.
+    body itself, so FastAPI cannot infer it), one binary field per modality, and one text
+    field per metadata field of the model.
 
     Args:
         names: modality -> how the model names its image (the field names stay).
+        metadata: the model's metadata fields ({"name", "kind", "vocabulary"}); none by
+            default.
 
     Returns:
         The OpenAPI fragment.
@@ -112,7 +156,8 @@ def upload_form(names: Mapping[str, str]) -> dict[str, Any]:
                                 "may be left out only if the model accepts a missing image",
                             }
                             for m in MODALITIES
-                        },
+                        }
+                        | metadata_properties(metadata),
                     }
                 }
             },

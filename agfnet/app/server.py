@@ -48,7 +48,7 @@ from agfnet.app.schemas import (
     upload_form,
 )
 from agfnet.app.settings import AppSettings
-from agfnet.app.uploads import ApiError, read_uploads
+from agfnet.app.uploads import ApiError, read_form
 from agfnet.constants import MODALITIES
 from agfnet.errors import UserError
 from agfnet.inference import Predictor
@@ -105,7 +105,9 @@ def create_app(
     diagnoser = Diagnoser(predictor, settings)
     limiter = anyio.CapacityLimiter(settings.max_concurrency)
     names = predictor.modality_names
-    page = render_page(names)
+    metadata_fields = predictor.describe().get("metadata", [])
+    text_fields = [f["name"] for f in metadata_fields]
+    page = render_page(names, metadata_fields)
     pair = " + ".join(names[m] for m in MODALITIES)
 
     app = FastAPI(
@@ -137,30 +139,43 @@ def create_app(
     @app.post(
         "/api/predict",
         response_model=PredictionOut,
+        # What the model lacks (task heads, metadata) is left out of the answer.
+        response_model_exclude_unset=True,
         summary=f"Diagnose one pair: {pair}",
-        openapi_extra=upload_form(names),
+        openapi_extra=upload_form(names, metadata_fields),
         responses=ERROR_RESPONSES,
     )
     async def predict(
         request: Request,
         cam: bool = Query(True, description="return Grad-CAM overlays (if the server has them on)"),
     ) -> dict[str, Any]:
-        """Send the images as multipart/form-data fields `clinical` and `ultrasound`.
+        """Send the images as multipart/form-data fields `clinical` and `ultrasound`, and
+        the metadata the model uses (`GET /api/model` lists it) as text fields named as
+        its fields.
 
         The answer holds the class probabilities (calibrated), the predicted class, its
         uncertainty, which images the model used, the model id, a request id, and (unless
         turned off) a Grad-CAM overlay of each image for the predicted class, as PNG
-        data URLs. Research software, not a medical device.
+        data URLs; from a model with task heads also `tasks` (each criterion's class and
+        probabilities) and, for the seven criteria, `seven_point_score` and
+        `checklist_melanoma`; from a model with metadata `metadata_missing` and
+        `metadata_unknown`. Research software, not a medical device.
         """
         rid = request.state.request_id
-        uploads = await read_uploads(request, MODALITIES, settings.max_upload_bytes)
+        uploads, metadata = await read_form(
+            request, MODALITIES, settings.max_upload_bytes, text_fields
+        )
         kept = None if settings.keep_uploads is None else keep_folder(settings.keep_uploads, rid)
         if kept is not None:
             await anyio.to_thread.run_sync(keep_request, kept, uploads, None)
         started = time.perf_counter()
         try:
             result = await anyio.to_thread.run_sync(
-                diagnoser.diagnose, uploads, cam and settings.cam, limiter=limiter
+                diagnoser.diagnose,
+                uploads,
+                cam and settings.cam,
+                metadata if text_fields else None,
+                limiter=limiter,
             )
         except ApiError:
             raise
@@ -187,7 +202,10 @@ def create_app(
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model_loaded": True, "model": diagnoser.model.id}
 
-    @app.get("/api/model", summary="The model: classes, input size, temperature, metrics")
+    @app.get(
+        "/api/model",
+        summary="The model: classes, input size, temperature, metrics, tasks, metadata fields",
+    )
     async def model() -> dict[str, Any]:
         return diagnoser.describe()
 

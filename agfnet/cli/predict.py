@@ -56,7 +56,54 @@ def _table(predictor: Any, result: Any) -> str:
             f"+- {s['std'][result.prediction]:.3f}, mutual information "
             f"{s['mutual_information']:.3f} nats (0 = the passes agree)"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _task_lines(result))
+
+
+def _task_lines(result: Any) -> list[str]:
+    """The criteria (task heads), the checklist score and the missing metadata, if any."""
+    lines: list[str] = []
+    if result.tasks:
+        width = max(len(t) for t in result.tasks)
+        lines += ["", f"{'criterion':<{width}}  prediction (probability; other classes)"]
+        for name, task in result.tasks.items():
+            probs = task["probabilities"]
+            top = task["prediction"]
+            others = ", ".join(f"{c} {p:.3f}" for c, p in probs.items() if c != top)
+            lines.append(f"{name:<{width}}  {top} ({probs[top]:.3f}; {others})")
+    if result.seven_point_score is not None:
+        verdict = ">= 3: melanoma suspected" if result.checklist_melanoma else "< 3: not suspected"
+        lines.append(
+            f"seven-point score: {result.seven_point_score} of 10 ({verdict} by the checklist; "
+            "scored from the predicted criteria)"
+        )
+    if result.metadata_missing is not None:
+        lines += ["", f"metadata missing: {', '.join(result.metadata_missing) or 'none'}"]
+        if result.metadata_unknown:
+            lines.append(
+                f"metadata unseen in training (read as unknown): "
+                f"{', '.join(result.metadata_unknown)}"
+            )
+    return lines
+
+
+def parse_metadata(pairs: list[str] | None) -> dict[str, str] | None:
+    """`--metadata key=value` options as {key: value}; None when none is given.
+
+    Raises:
+        UserError: an option without "=", or a key given twice.
+    """
+    if not pairs:
+        return None
+    out: dict[str, str] = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--metadata {item!r}: write it as key=value, e.g. site=trunk")
+        if key in out:
+            raise UserError(f"--metadata {key} given twice: give each field once")
+        out[key] = value.strip()
+    return out
 
 
 def _predict_manifest(
@@ -138,6 +185,13 @@ def predict(
         help="Write Grad-CAM overlays of the predicted class (<modality>_cam.png) and "
         "explanation.json to this folder (--checkpoint and a pair only).",
     ),
+    metadata: list[str] | None = typer.Option(
+        None,
+        "--metadata",
+        help="A metadata field of a model trained with data.metadata, as key=value "
+        "(repeatable, e.g. --metadata site=trunk --metadata age=54); a field left out "
+        "is missing. With --data the manifest's columns are used.",
+    ),
     mc: int = MC_OPTION,
     tta: int = TTA_OPTION,
     seed: int = SEED_OPTION,
@@ -153,7 +207,11 @@ def predict(
     entropy, modalities).
     With --cam DIR, also writes Grad-CAM overlays of the predicted class there. With
     --mc N or --tta N, the probabilities are the mean of N passes and their spread
-    (standard deviation, mutual information) is reported too.
+    (standard deviation, mutual information) is reported too. A model trained with task
+    heads (data.tasks) also prints each criterion with its probabilities, and the
+    seven-point score when they are the seven criteria; one trained with metadata takes
+    --metadata key=value and says which fields were missing (CSV: pred_<task>,
+    prob_<task>_<class>, seven_point_score, metadata_missing columns).
 
     Example: agfnet predict --checkpoint best.ckpt --clinical c.jpg --ultrasound u.png --json
     """
@@ -167,6 +225,9 @@ def predict(
         raise UserError(f"--batch-size {batch_size}: use at least 1")
     if cam is not None and (onnx is not None or data is not None):
         raise UserError("--cam needs --checkpoint and one pair (not --onnx, not --data)")
+    values = parse_metadata(metadata)
+    if values is not None and data is not None:
+        raise UserError("--metadata is for one pair; with --data the manifest's columns are used")
     from agfnet.runtime.stochastic import parse_sampling
 
     sampling = parse_sampling(mc, tta, seed)
@@ -176,9 +237,9 @@ def predict(
         _predict_manifest(predictor, data, out, batch_size, as_json)
         return
     if cam is None:
-        result = predictor.predict(clinical, ultrasound)
+        result = predictor.predict(clinical, ultrasound, metadata=values)
     else:
-        explanation = predictor.explain(clinical, ultrasound)
+        explanation = predictor.explain(clinical, ultrasound, metadata=values)
         result = explanation.prediction
         files = explanation.save(cam)
         shown = [f"{predictor.modality_names.get(k, k)}: {p}" for k, p in files.items()]

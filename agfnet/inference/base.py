@@ -4,7 +4,7 @@ every inference backend (PyTorch `Predictor`, ONNX Runtime `OnnxPredictor`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ from agfnet.data.convert import ImageInput, to_pil
 from agfnet.data.convert import to_pil_pair as read_pair
 from agfnet.data.manifest.display import DEFAULT_MODALITY_NAMES
 from agfnet.errors import UserError
+from agfnet.inference.heads import encode_metadata, metadata_fields, task_fields
 from agfnet.inference.results import Prediction, summarize_uncertainty
 
 __all__ = ["ImageInput", "PredictorBase", "read_pair", "to_pil"]
@@ -39,9 +40,14 @@ class PredictorBase:
         sampling: None for one deterministic pass, or a `Sampling` (Monte-Carlo dropout
             or test-time augmentation, `agfnet.runtime.stochastic`): every prediction
             is then the mean of several passes and carries their spread.
+        tasks: task -> class names of the model's task heads (`data.tasks`); {} without.
+        metadata_spec: the `agfnet.data.MetadataSpec` of the metadata the model uses;
+            None without.
     """
 
     sampling: Any = None
+    tasks: dict[str, list[str]] = {}  # noqa: RUF012 (read-only default; set per instance)
+    metadata_spec: Any = None
 
     classes: list[str]
     model_name: str
@@ -65,20 +71,30 @@ class PredictorBase:
             ) from None
         self.transform = build_transforms(config, train=False)
         self.img_size = config.img_size
+        from agfnet.evaluation.checklist import has_checklist
+
+        self.checklist = bool(self.tasks) and has_checklist(self.tasks)
 
     def forward(
-        self, clinical: torch.Tensor, ultrasound: torch.Tensor, present: torch.Tensor
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor,
+        metadata: Mapping[str, torch.Tensor] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Run the network.
 
         Args:
             clinical: float32 (B, 3, S, S), preprocessed; zeros where missing.
             ultrasound: float32 (B, 3, S, S), likewise.
             present: bool (B, 2), [clinical, ultrasound] given.
+            metadata: {"cat": int64 (B, F_cat), "num": float32 (B, F_num),
+                "num_present": bool (B, F_num)} (`heads.encode_metadata`); None for a model
+                without metadata.
 
         Returns:
-            logits float64 (B, K) (no temperature), and used bool (B, 2): which
-            modalities the prediction used.
+            logits float64 (B, K) (no temperature), used bool (B, 2): which modalities
+            the prediction used, and task -> float64 (B, k_t) task logits ({} without).
         """
         raise NotImplementedError
 
@@ -95,7 +111,21 @@ class PredictorBase:
             "supports_missing": self.supports_missing,
             "source": self.source,
             "modality_names": dict(self.modality_names),
+            **self._describe_extensions(),
         }
+
+    def _describe_extensions(self) -> dict[str, Any]:
+        """The task heads and metadata fields, for `describe` (only those the model has)."""
+        out: dict[str, Any] = {}
+        if self.tasks:
+            out["tasks"] = {name: list(c) for name, c in self.tasks.items()}
+            out["seven_point_checklist"] = self.checklist
+        if self.metadata_spec is not None:
+            out["metadata"] = [
+                {"name": f.name, "kind": f.kind, "vocabulary": f.vocabulary}
+                for f in self.metadata_spec.fields
+            ]
+        return out
 
     def check_modalities(self, present: np.ndarray, where: Sequence[str] | None = None) -> None:
         """Refuse pairs this model cannot diagnose, saying which image is missing and why
@@ -161,6 +191,7 @@ class PredictorBase:
         ultrasound: torch.Tensor,
         present: torch.Tensor,
         where: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[Prediction]:
         """Predict a preprocessed batch: check the modalities, run, calibrate, summarise.
 
@@ -169,6 +200,7 @@ class PredictorBase:
             ultrasound: float32 (B, 3, S, S).
             present: bool (B, 2).
             where: a label per pair for error messages.
+            metadata: per pair, field -> raw value (see `encode_metadata`); None: none given.
 
         Returns:
             B `Prediction`s.
@@ -176,14 +208,21 @@ class PredictorBase:
         from agfnet.evaluation.calibration import apply_temperature
 
         self.check_modalities(present.numpy(), where)
+        name = f"{self.model_name} ({self.source})"
+        inputs, reports = encode_metadata(
+            self.metadata_spec, metadata or [None] * len(clinical), name
+        )
         spreads: list[dict[str, Any] | None] = [None] * len(clinical)
         if self.sampling is None:
-            logits, used = self.forward(clinical, ultrasound, present)
+            logits, used, task_logits = self.forward(clinical, ultrasound, present, inputs)
             probs = apply_temperature(logits, self.temperature)
         else:
-            logits, probs, used, spreads = self._sample(clinical, ultrasound, present)
+            logits, probs, used, spreads = self._sample(clinical, ultrasound, present, inputs)
+            # Task heads run in one deterministic pass, as in `agfnet evaluate`.
+            task_logits = self.forward(clinical, ultrasound, present, inputs)[2]
+        tasks = task_fields(self.tasks, task_logits, len(clinical), self.checklist)
         out = []
-        for z, p, u, spread in zip(logits, probs, used, spreads, strict=True):
+        for i, (z, p, u, spread) in enumerate(zip(logits, probs, used, spreads, strict=True)):
             out.append(
                 Prediction(
                     probabilities={c: float(v) for c, v in zip(self.classes, p, strict=True)},
@@ -192,6 +231,8 @@ class PredictorBase:
                     modalities={m: bool(b) for m, b in zip(MODALITIES, u, strict=True)},
                     logits=tuple(float(v) for v in z),
                     spread=spread,
+                    **tasks[i],
+                    **metadata_fields(reports[i]),
                 )
             )
         return out
@@ -201,7 +242,11 @@ class PredictorBase:
         return None
 
     def _sample(
-        self, clinical: torch.Tensor, ultrasound: torch.Tensor, present: torch.Tensor
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor,
+        metadata: Mapping[str, torch.Tensor] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """Mean logits, mean calibrated probabilities, modalities used and per-pair spread
         over the passes of `self.sampling`."""
@@ -212,7 +257,7 @@ class PredictorBase:
         used_by_pass: list[np.ndarray] = []
 
         def run(c: torch.Tensor, u: torch.Tensor) -> np.ndarray:
-            z, used = self.forward(c, u, present)
+            z, used, _ = self.forward(c, u, present, metadata)
             used_by_pass.append(used)
             return z
 
@@ -236,7 +281,12 @@ class PredictorBase:
         ]
         return stack.mean(axis=0), summary.mean, used_by_pass[0], spreads
 
-    def predict(self, clinical: ImageInput = None, ultrasound: ImageInput = None) -> Prediction:
+    def predict(
+        self,
+        clinical: ImageInput = None,
+        ultrasound: ImageInput = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Prediction:
         """Diagnose one pair.
 
         Args:
@@ -244,34 +294,49 @@ class PredictorBase:
                 DICOM included), bytes, a binary file, a PIL image, a numpy array (H, W),
                 (H, W, 3) or (H, W, 4) of uint8 or uint16, or None when missing.
             ultrasound: the ultrasound image, likewise.
+            metadata: field -> value (e.g. {"site": "trunk", "age": "54"}) for a model
+                that uses metadata (`metadata_spec`); a blank or left-out field is
+                missing, a value unseen in training unknown (both reported in the
+                `Prediction`). None: every field missing.
 
         Returns:
             The `Prediction`.
 
         Raises:
-            UserError: an unreadable image (named), or a missing image the model needs.
+            UserError: an unreadable image (named), a missing image the model needs, a
+                metadata field the model does not use or a numeric field that is not a
+                number.
         """
-        return self.predict_batch([(clinical, ultrasound)])[0]
+        return self.predict_batch([(clinical, ultrasound)], metadata=[metadata])[0]
 
     def predict_batch(
-        self, pairs: Iterable[tuple[ImageInput, ImageInput]], batch_size: int = 32
+        self,
+        pairs: Iterable[tuple[ImageInput, ImageInput]],
+        batch_size: int = 32,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[Prediction]:
         """Diagnose several pairs, `batch_size` per network call.
 
         Args:
             pairs: (clinical, ultrasound) inputs, as for `predict`.
             batch_size: pairs per forward pass.
+            metadata: one field -> value mapping (or None) per pair, as for `predict`;
+                None: none given.
 
         Returns:
             One `Prediction` per pair, in order.
         """
         pairs = list(pairs)
+        metadata = list(metadata) if metadata is not None else [None] * len(pairs)
+        if len(metadata) != len(pairs):
+            raise UserError(f"{len(metadata)} metadata entries for {len(pairs)} pairs")
         out: list[Prediction] = []
         for start in range(0, len(pairs), batch_size):
             chunk = [self.preprocess(c, u) for c, u in pairs[start : start + batch_size]]
             where = [f"pair {start + i + 1}" for i in range(len(chunk))] if len(pairs) > 1 else None
             clinical, ultrasound, present = (torch.stack(t) for t in zip(*chunk, strict=True))
-            out += self.predict_tensors(clinical, ultrasound, present, where)
+            values = metadata[start : start + len(chunk)]
+            out += self.predict_tensors(clinical, ultrasound, present, where, values)
         return out
 
     def predict_manifest(
@@ -309,11 +374,16 @@ class PredictorBase:
         def report(stage: str) -> Callable[[int, int], None] | None:
             return None if progress is None else lambda done, total: progress(stage, done, total)
 
+        spec = self.metadata_spec
+        # Metadata columns the manifest lacks are missing in every row.
+        fields = [] if spec is None else [f for f in spec.fields if f.name in _header(manifest)]
         table = read_manifest(
             manifest,
             require_labels=False,
             allow_missing_modality=True,
             progress=report("checking images"),
+            metadata=[f.name for f in fields],
+            metadata_kinds={f.name: f.kind for f in fields},
         )
         self.check_modalities(
             np.array([r.present for r in table.rows]), [f"row {r.row}" for r in table.rows]
@@ -328,9 +398,22 @@ class PredictorBase:
         tick = report("predicting")
         for batch in loader:
             where = [f"row {int(r)}" for r in batch["row"]]
+            rows = table.rows[len(out) : len(out) + len(where)]
+            values = [row.metadata for row in rows] if spec is not None else None
             out += self.predict_tensors(
-                batch["clinical"], batch["ultrasound"], batch["present"], where
+                batch["clinical"], batch["ultrasound"], batch["present"], where, values
             )
             if tick is not None:
                 tick(len(out), len(table))
         return table, out
+
+
+def _header(path: str | os.PathLike) -> list[str]:
+    """The column names of a manifest CSV ([] when it cannot be read: `read_manifest` says why)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return [c.strip() for c in next(csv.reader(f), [])]
+    except (OSError, UnicodeDecodeError):
+        return []

@@ -3,7 +3,13 @@
 The graph has two inputs, `clinical` and `ultrasound`, float32 (B, 3, S, S) preprocessed
 as the checkpoint's evaluation transform, a dynamic batch axis, and two outputs: `logits`
 (B, K), raw, and `probabilities` (B, K) = softmax(logits / T) with the checkpoint's
-temperature T folded in. The FRL reconstruction decoder only runs in training, so it is
+temperature T folded in. A model trained with metadata (`data.metadata`) has the inputs
+`meta_cat` int64 (B, F_cat) (codes: 0 missing, 1 unknown, 2 + vocabulary index),
+`meta_num` float32 (B, F_num) (normalised, 0 where missing) and `meta_num_present` bool
+(B, F_num), each only when the model has fields of that kind (`MetadataSpec.encode`); a
+model with task heads (`data.tasks`) has one more output per task, `task_<name>` (B,
+k_t), its raw logits (softmax gives the probabilities; no temperature). A model with
+neither exports exactly as before. The FRL reconstruction decoder only runs in training, so it is
 not in the graph; `export_onnx` asserts that. The spatial size S is fixed at export (the
 pooled attention's window depends on it). Missing-image handling (the `present` mask of
 models trained with modality dropout) is not exported: its input check is data-dependent
@@ -39,6 +45,7 @@ __all__ = [
     "ExportReport",
     "export_onnx",
     "frl_parameter_names",
+    "metadata_kinds",
 ]
 
 DEFAULT_OPSET = 18
@@ -48,8 +55,12 @@ MIN_OPSET = 18
 #: Largest allowed |ONNX - PyTorch| over logits and probabilities on the check inputs.
 EXPORT_TOLERANCE = 1e-4
 CHECK_BATCHES = (1, 3)
-INPUTS = MODALITIES  # the ONNX input names
+INPUTS = MODALITIES  # the ONNX input names (images)
 OUTPUTS = ("logits", "probabilities")
+#: The metadata inputs' names, by `forward_output(metadata=...)` key.
+METADATA_INPUTS = {"cat": "meta_cat", "num": "meta_num", "num_present": "meta_num_present"}
+#: Prefix of the task outputs' names: `task_<name>`.
+TASK_PREFIX = "task_"
 # Parameter-name fragment of the FRL module (AGFNet.frl) in ONNX initialiser and node names.
 FRL_PREFIX = "frl"
 
@@ -108,18 +119,45 @@ class ExportReport:
 
 
 class _ExportGraph(nn.Module):
-    """What the ONNX graph computes: logits, and probabilities with the temperature."""
+    """What the ONNX graph computes: logits, and probabilities with the temperature, then
+    each task head's logits; it takes the metadata inputs of a model trained with them."""
 
     def __init__(self, model: nn.Module, temperature: float) -> None:
         super().__init__()
         self.model = model
         self.temperature = temperature
+        self.tasks = list(getattr(model, "tasks", None) or {})
+        self.metadata = metadata_kinds(model)
+        self.input_names = [*INPUTS, *(METADATA_INPUTS[k] for k in self.metadata)]
+        self.output_names = [*OUTPUTS, *(TASK_PREFIX + t for t in self.tasks)]
 
     def forward(
-        self, clinical: torch.Tensor, ultrasound: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.model(clinical, ultrasound)
-        return logits, torch.softmax(logits / self.temperature, dim=-1)
+        self, clinical: torch.Tensor, ultrasound: torch.Tensor, *metadata: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        if not self.tasks and not self.metadata:
+            logits = self.model(clinical, ultrasound)
+            return logits, torch.softmax(logits / self.temperature, dim=-1)
+        given = dict(zip(self.metadata, metadata, strict=True))
+        if self.metadata:
+            batch = clinical.shape[0]
+            # A spec without numeric (or categorical) fields: that input is (B, 0).
+            given.setdefault("cat", clinical.new_zeros((batch, 0), dtype=torch.int64))
+            given.setdefault("num", clinical.new_zeros((batch, 0)))
+            given.setdefault("num_present", clinical.new_zeros((batch, 0), dtype=torch.bool))
+        out = self.model.forward_output(clinical, ultrasound, metadata=given or None)
+        logits = out.logits
+        tasks = [out.task_logits[t] for t in self.tasks]
+        return logits, torch.softmax(logits / self.temperature, dim=-1), *tasks
+
+
+def metadata_kinds(model: nn.Module) -> list[str]:
+    """The `forward_output(metadata=...)` keys a model's ONNX graph takes as inputs, in
+    order: "cat" with categorical fields, "num" and "num_present" with numeric ones."""
+    spec = getattr(model, "metadata_spec", None)
+    if not spec:
+        return []
+    kinds = {f["kind"] for f in spec["fields"]}
+    return ["cat"] * ("categorical" in kinds) + ["num", "num_present"] * ("numeric" in kinds)
 
 
 def frl_parameter_names(model: nn.Module) -> list[str]:
@@ -137,14 +175,31 @@ def frl_parameter_names(model: nn.Module) -> list[str]:
     return [n for n, _ in model.named_parameters() if any(n.startswith(f"{p}.") for p in prefixes)]
 
 
-def _check_inputs(img_size: int, batch: int, seed: int) -> dict[str, torch.Tensor]:
-    """Seeded random (B, 3, S, S) inputs for both modalities."""
+def _check_inputs(
+    img_size: int, batch: int, seed: int, graph: _ExportGraph | None = None
+) -> dict[str, torch.Tensor]:
+    """Seeded random (B, 3, S, S) inputs for both modalities, and random valid metadata
+    inputs (codes, values, present flags) for a graph that takes them."""
     gen = torch.Generator().manual_seed(seed)
-    return {m: torch.randn(batch, 3, img_size, img_size, generator=gen) for m in MODALITIES}
+    out = {m: torch.randn(batch, 3, img_size, img_size, generator=gen) for m in MODALITIES}
+    spec = graph.model.metadata_spec if graph is not None and graph.metadata else None
+    if spec is not None:
+        fields = spec["fields"]
+        cards = [len(f["vocabulary"]) + 2 for f in fields if f["kind"] == "categorical"]
+        n_num = sum(f["kind"] == "numeric" for f in fields)
+        values = {
+            "cat": torch.stack([torch.randint(0, c, (batch,), generator=gen) for c in cards], dim=1)
+            if cards
+            else None,
+            "num": torch.randn(batch, n_num, generator=gen),
+            "num_present": torch.rand(batch, n_num, generator=gen) > 0.3,
+        }
+        out.update({METADATA_INPUTS[k]: values[k] for k in graph.metadata})
+    return out
 
 
 def _export_graph(graph: _ExportGraph, tmp: Path, img_size: int, opset: int) -> None:
-    example = tuple(_check_inputs(img_size, 2, seed=0).values())
+    example = tuple(_check_inputs(img_size, 2, seed=0, graph=graph).values())
     batch = torch.export.Dim("batch", min=1, max=4096)
     with warnings.catch_warnings():
         # torch.export and onnxscript warn about internals the user cannot act on.
@@ -154,13 +209,21 @@ def _export_graph(graph: _ExportGraph, tmp: Path, img_size: int, opset: int) -> 
             example,
             str(tmp),
             dynamo=True,
-            input_names=list(INPUTS),
-            output_names=list(OUTPUTS),
+            input_names=graph.input_names,
+            output_names=graph.output_names,
             opset_version=opset,
-            dynamic_shapes={n: {0: batch} for n in INPUTS},
+            dynamic_shapes=_dynamic_shapes(graph, batch),
             external_data=False,
             verbose=False,
         )
+
+
+def _dynamic_shapes(graph: _ExportGraph, batch: Any) -> Any:
+    """The batch axis of every input: a dict by name as before for the two images, a tuple
+    (clinical, ultrasound, the metadata inputs as one variadic group) with metadata."""
+    if not graph.metadata:
+        return {n: {0: batch} for n in INPUTS}
+    return ({0: batch}, {0: batch}, tuple({0: batch} for _ in graph.metadata))
 
 
 def _metadata(info: Any, model: nn.Module, img_size: int) -> dict[str, str]:
@@ -169,6 +232,13 @@ def _metadata(info: Any, model: nn.Module, img_size: int) -> dict[str, str]:
 
     transform = {**info.transform, "img_size": img_size}
     reads = list(model.encoders.modalities)
+    names = _ExportGraph(model, 1.0)
+    extensions = {}
+    if names.tasks:
+        # task -> class names, in the order of the task_<name> outputs' columns.
+        extensions["tasks"] = json.dumps({t: list(info.tasks[t]) for t in names.tasks})
+    if names.metadata:
+        extensions["metadata"] = json.dumps(model.metadata_spec)
     return {
         "agfnet_version": agfnet.__version__,
         "model_name": str(info.build_spec["name"]),
@@ -188,11 +258,12 @@ def _metadata(info: Any, model: nn.Module, img_size: int) -> dict[str, str]:
         # replace a missing image of a fusion model (see the module docstring).
         "supports_missing": json.dumps(len(reads) == 1),
         "modality_dropout": json.dumps(bool(model.supports_missing) and len(reads) == 2),
-        "inputs": json.dumps(list(INPUTS)),
-        "outputs": json.dumps(list(OUTPUTS)),
+        "inputs": json.dumps(names.input_names),
+        "outputs": json.dumps(names.output_names),
         "probabilities": "softmax(logits / temperature)",
         # How outputs name each input's image (the training config's data.modality_names).
         "modality_names": json.dumps(config_modality_names(info.config)),
+        **extensions,
     }
 
 
@@ -226,13 +297,13 @@ def _compare(graph: _ExportGraph, path: Path, img_size: int) -> dict[str, dict[s
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     diffs: dict[str, dict[str, float]] = {}
     for batch in CHECK_BATCHES:
-        inputs = _check_inputs(img_size, batch, seed=batch)
+        inputs = _check_inputs(img_size, batch, seed=batch, graph=graph)
         with torch.no_grad():
             expected = [t.numpy() for t in graph(*inputs.values())]
-        got = session.run(list(OUTPUTS), {k: v.numpy() for k, v in inputs.items()})
+        got = session.run(graph.output_names, {k: v.numpy() for k, v in inputs.items()})
         diffs[str(batch)] = {
             name: float(np.max(np.abs(g - e)))
-            for name, g, e in zip(OUTPUTS, got, expected, strict=True)
+            for name, g, e in zip(graph.output_names, got, expected, strict=True)
         }
     return diffs
 
@@ -256,7 +327,8 @@ def export_onnx(
 
     Writes OUT (the ONNX file; metadata_props agfnet_version, model_name, build_spec,
     classes, img_size, normalization, transform, temperature, reads, supports_missing,
-    modality_dropout, inputs, outputs, probabilities, modality_names) and OUT.json (the
+    modality_dropout, inputs, outputs, probabilities, modality_names, and tasks and
+    metadata for a model with them) and OUT.json (the
     `ExportReport`), each atomically, and only after onnx.checker, the no-FRL check and
     the comparison with PyTorch at batch sizes 1 and 3 passed.
 

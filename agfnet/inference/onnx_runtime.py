@@ -18,10 +18,15 @@ import torch
 
 from agfnet.constants import MODALITIES
 from agfnet.data.manifest.display import image_noun, modality_names
+from agfnet.data.metadata import MetadataSpec
 from agfnet.errors import UserError
 from agfnet.inference.base import PredictorBase
+from agfnet.inference.export import METADATA_INPUTS, TASK_PREFIX
 
 __all__ = ["OnnxPredictor"]
+
+# onnxruntime's input type names -> the numpy dtype fed.
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
 
 # metadata_props every agfnet ONNX file carries (see `agfnet.inference.export`).
 REQUIRED_KEYS = ("model_name", "classes", "transform", "temperature", "reads", "supports_missing")
@@ -60,12 +65,17 @@ class OnnxPredictor(PredictorBase):
             self.modality_dropout = bool(json.loads(metadata.get("modality_dropout", "false")))
             # Absent from files exported before the setting: the default names.
             self.modality_names = modality_names(json.loads(metadata.get("modality_names", "{}")))
+            # Present only in exports of models with task heads / metadata.
+            self.tasks = {k: list(v) for k, v in json.loads(metadata.get("tasks", "{}")).items()}
+            spec = json.loads(metadata.get("metadata", "null"))
+            self.metadata_spec = None if not spec else MetadataSpec.from_dict(spec)
         except ValueError as err:
             raise UserError(
                 f"{source}: its agfnet metadata is malformed ({err}); export the checkpoint "
                 "again with `agfnet export`"
             ) from None
         self.inputs = [i.name for i in session.get_inputs()]
+        self._dtypes = {i.name: _NUMPY_TYPES.get(i.type, np.float32) for i in session.get_inputs()}
         self._setup()
 
     def missing_refusal(self, modality: str) -> tuple[str, str]:
@@ -109,23 +119,34 @@ class OnnxPredictor(PredictorBase):
         return cls(session, session.get_modelmeta().custom_metadata_map, str(path))
 
     def forward(
-        self, clinical: torch.Tensor, ultrasound: torch.Tensor, present: torch.Tensor
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor,
+        metadata: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """See `PredictorBase.forward`; `used` is `present` restricted to what the model reads
         (as the PyTorch models compute it)."""
-        logits = self.run_raw({"clinical": clinical.numpy(), "ultrasound": ultrasound.numpy()})
+        inputs = {"clinical": clinical.numpy(), "ultrasound": ultrasound.numpy()}
+        if metadata is not None:
+            inputs.update({METADATA_INPUTS[k]: v.numpy() for k, v in metadata.items()})
+        out = self.run_raw(inputs)
         reads = np.array([m in self.reads for m in MODALITIES])
-        return logits["logits"].astype(np.float64), present.numpy().astype(bool) & reads
+        tasks = {name: out[TASK_PREFIX + name].astype(np.float64) for name in self.tasks}
+        return out["logits"].astype(np.float64), present.numpy().astype(bool) & reads, tasks
 
     def run_raw(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the graph on preprocessed arrays and return both outputs.
+        """Run the graph on preprocessed arrays and return every output.
 
         Args:
-            inputs: "clinical" and "ultrasound", float32 (B, 3, S, S), preprocessed.
+            inputs: "clinical" and "ultrasound", float32 (B, 3, S, S), preprocessed; and
+                for a model with metadata the graph's metadata inputs (`meta_cat`,
+                `meta_num`, `meta_num_present`, see `agfnet.inference.export`).
 
         Returns:
-            {"logits": (B, K), "probabilities": (B, K)}, float32.
+            {"logits": (B, K), "probabilities": (B, K)}, float32, and `task_<name>` (B,
+            k_t) task logits for a model with task heads.
         """
-        feeds = {k: np.ascontiguousarray(inputs[k], dtype=np.float32) for k in self.inputs}
-        logits, probs = self.session.run(["logits", "probabilities"], feeds)
-        return {"logits": logits, "probabilities": probs}
+        feeds = {k: np.ascontiguousarray(inputs[k], dtype=self._dtypes[k]) for k in self.inputs}
+        names = [o.name for o in self.session.get_outputs()]
+        return dict(zip(names, self.session.run(names, feeds), strict=True))

@@ -81,6 +81,8 @@ class Predictor(PredictorBase):
         self.supports_missing = bool(model.supports_missing)
         self.source = str(info.path)
         self.modality_names = config_modality_names(info.config)
+        self.tasks = info.tasks
+        self.metadata_spec = info.metadata_spec()
         self._setup()
 
     @classmethod
@@ -106,17 +108,24 @@ class Predictor(PredictorBase):
         return cls(model, info, resolved)
 
     def explain(
-        self, clinical: ImageInput = None, ultrasound: ImageInput = None, method: str = "gradcam"
+        self,
+        clinical: ImageInput = None,
+        ultrasound: ImageInput = None,
+        method: str = "gradcam",
+        metadata: dict[str, Any] | None = None,
     ) -> Explanation:
         """Predict one pair and map, per image, where the predicted class's evidence lies.
 
         The maps come from `agfnet.explain.cam.explain_pair` (Grad-CAM family, the last
-        feature stage of each modality's encoder), for the predicted class.
+        feature stage of each modality's encoder), for the predicted class. The
+        prediction uses `metadata`; the maps are of the images alone (the CAM runs the
+        network's plain forward, where every metadata field is missing).
 
         Args:
             clinical: as for `predict`.
             ultrasound: as for `predict`.
             method: "gradcam", "gradcam++" or "layercam".
+            metadata: as for `predict`.
 
         Returns:
             The `Explanation` (its `save(folder)` writes the overlays).
@@ -125,7 +134,9 @@ class Predictor(PredictorBase):
 
         images = read_pair(clinical, ultrasound)
         clinical_t, ultrasound_t, present = self._transform(images)
-        prediction = self.predict_tensors(clinical_t[None], ultrasound_t[None], present[None])[0]
+        prediction = self.predict_tensors(
+            clinical_t[None], ultrasound_t[None], present[None], metadata=[metadata]
+        )[0]
         maps = explain_pair(
             self.model,
             clinical_t,
@@ -149,12 +160,18 @@ class Predictor(PredictorBase):
         return self.model
 
     def forward(
-        self, clinical: torch.Tensor, ultrasound: torch.Tensor, present: torch.Tensor
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self,
+        clinical: torch.Tensor,
+        ultrasound: torch.Tensor,
+        present: torch.Tensor,
+        metadata: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """See `PredictorBase.forward`: `agfnet.runtime.batch.forward_batch`."""
         from agfnet.runtime.batch import forward_batch
 
-        return forward_batch(self.model, clinical, ultrasound, present, self.device)
+        return forward_batch(
+            self.model, clinical, ultrasound, present, self.device, metadata, with_tasks=True
+        )
 
 
 def write_predictions_csv(
@@ -166,7 +183,11 @@ def write_predictions_csv(
     entropy (nats), modalities ("clinical+ultrasound", "clinical" or "ultrasound": the
     images the prediction used); with several passes (`--mc` / `--tta`) also
     mutual_information (nats) and std_prediction (the predicted class's probability's
-    standard deviation over the passes).
+    standard deviation over the passes); with task heads pred_<task> and
+    prob_<task>_<class> per task (`agfnet.evaluation.report.task_columns`), then
+    seven_point_score and checklist_melanoma (1/0) when the tasks are the seven
+    criteria; with metadata, metadata_missing and metadata_unknown (the fields, joined
+    by ";").
 
     Args:
         path: the CSV to write.
@@ -187,6 +208,7 @@ def write_predictions_csv(
         columns["std_prediction"] = [
             None if p.spread is None else p.spread["std"][p.prediction] for p in predictions
         ]
+    columns.update(_extension_columns(predictions))
     text = predictions_csv(
         [row.row for row in manifest.rows],
         np.array([[p.probabilities[c] for c in classes] for p in predictions]),
@@ -196,3 +218,29 @@ def write_predictions_csv(
         columns=columns,
     )
     atomic_write_text(path, text)
+
+
+def _extension_columns(predictions: Sequence[Prediction]) -> dict[str, list[Any]]:
+    """The task, checklist and metadata columns of `write_predictions_csv` ({} without)."""
+    from agfnet.evaluation.report import task_columns
+
+    columns: dict[str, list[Any]] = {}
+    first = predictions[0] if predictions else None
+    if first is not None and first.tasks:
+        task_classes = {name: list(t["probabilities"]) for name, t in first.tasks.items()}
+        probs = {
+            name: np.array(
+                [[p.tasks[name]["probabilities"][c] for c in classes] for p in predictions]
+            )
+            for name, classes in task_classes.items()
+        }
+        columns.update(task_columns(probs, task_classes))
+        if first.seven_point_score is not None:
+            columns["seven_point_score"] = [str(p.seven_point_score) for p in predictions]
+            columns["checklist_melanoma"] = [
+                str(int(bool(p.checklist_melanoma))) for p in predictions
+            ]
+    if first is not None and first.metadata_missing is not None:
+        columns["metadata_missing"] = [";".join(p.metadata_missing or []) for p in predictions]
+        columns["metadata_unknown"] = [";".join(p.metadata_unknown or []) for p in predictions]
+    return columns

@@ -71,6 +71,19 @@ class Prediction:
             differ: {"method", "passes", "seed", "std": {class: standard deviation of its
             probability over the passes}, "mutual_information": nats (0 when every pass
             agrees)}; None for one pass. `probabilities` are then the mean over passes.
+        tasks: task -> {"prediction": class, "probabilities": {class: p}} of each task
+            head (`data.tasks`, e.g. the seven criteria), softmax of its logits (no
+            temperature: it calibrates the diagnosis only), from one deterministic pass;
+            {} for a model without task heads.
+        seven_point_score: the seven-point checklist's score of the predicted criteria
+            (`agfnet.evaluation.checklist`), when the tasks are the seven criteria; else None.
+        checklist_melanoma: whether that score reaches the checklist's threshold (>= 3);
+            None without the score.
+        metadata_missing: the metadata fields the model uses that were not given (blank
+            or left out; the model has a learned embedding for missing); None for a
+            model without metadata.
+        metadata_unknown: the categorical fields given a value unseen in training (read
+            as "unknown"); None for a model without metadata.
     """
 
     probabilities: dict[str, float]
@@ -79,6 +92,11 @@ class Prediction:
     modalities: dict[str, bool]
     logits: tuple[float, ...]
     spread: dict[str, Any] | None = None
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seven_point_score: int | None = None
+    checklist_melanoma: bool | None = None
+    metadata_missing: list[str] | None = None
+    metadata_unknown: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of `agfnet predict --json` and of the web API.
@@ -86,7 +104,10 @@ class Prediction:
         Returns:
             {"probabilities": {class: p}, "prediction": class, "uncertainty": {entropy,
             normalized_entropy, max_probability, certainty}, "modalities": {clinical: bool,
-            ultrasound: bool}}, plus "spread" (see the attribute) with several passes.
+            ultrasound: bool}}, plus "spread" (see the attribute) with several passes,
+            "tasks" with task heads, "seven_point_score" and "checklist_melanoma" when
+            the tasks are the seven criteria, and "metadata_missing" and
+            "metadata_unknown" for a model that uses metadata (each only then).
         """
         out = {
             "probabilities": dict(self.probabilities),
@@ -96,6 +117,17 @@ class Prediction:
         }
         if self.spread is not None:
             out["spread"] = {**self.spread, "std": dict(self.spread["std"])}
+        if self.tasks:
+            out["tasks"] = {
+                name: {"prediction": t["prediction"], "probabilities": dict(t["probabilities"])}
+                for name, t in self.tasks.items()
+            }
+        if self.seven_point_score is not None:
+            out["seven_point_score"] = self.seven_point_score
+            out["checklist_melanoma"] = self.checklist_melanoma
+        if self.metadata_missing is not None:
+            out["metadata_missing"] = list(self.metadata_missing)
+            out["metadata_unknown"] = list(self.metadata_unknown or [])
         return out
 
 

@@ -240,6 +240,57 @@
     }
   }
 
+  // The task heads (e.g. the seven criteria), the checklist score, and the metadata
+  // the model did not get; each part only when the answer has it.
+  function renderTasks(body) {
+    const box = $("tasks-box");
+    const tasks = body.tasks || {};
+    const names = Object.keys(tasks);
+    box.hidden = names.length === 0;
+    const rows = $("tasks").querySelector("tbody");
+    rows.replaceChildren();
+    for (const name of names) {
+      const task = tasks[name];
+      const row = document.createElement("tr");
+      row.dataset.task = name;
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = name;
+      const top = document.createElement("td");
+      top.className = "task-prediction";
+      top.textContent = `${task.prediction} (${percent(task.probabilities[task.prediction])})`;
+      const all = document.createElement("td");
+      all.className = "task-probabilities";
+      all.textContent = Object.entries(task.probabilities)
+        .map(([c, p]) => `${c} ${percent(p)}`)
+        .join(" \u00b7 ");
+      row.append(th, top, all);
+      rows.append(row);
+    }
+    const score = $("checklist");
+    const hasScore = typeof body.seven_point_score === "number";
+    score.hidden = !hasScore;
+    if (hasScore) {
+      score.textContent = `Seven-point score: ${body.seven_point_score} of 10 \u2014 ` +
+        (body.checklist_melanoma
+          ? "3 or more: the checklist suspects melanoma."
+          : "below 3: the checklist does not suspect melanoma.");
+      score.className = "checklist" + (body.checklist_melanoma ? " suspect" : "");
+    }
+    const note = $("metadata-note");
+    const missing = body.metadata_missing;
+    note.hidden = !Array.isArray(missing);
+    if (Array.isArray(missing)) {
+      const parts = [missing.length
+        ? `Metadata missing (the model read them as missing): ${missing.join(", ")}.`
+        : "Every metadata field the model uses was given."];
+      if (body.metadata_unknown && body.metadata_unknown.length) {
+        parts.push(`Not seen in training (read as unknown): ${body.metadata_unknown.join(", ")}.`);
+      }
+      note.textContent = parts.join(" ");
+    }
+  }
+
   function renderResult(body) {
     const u = body.uncertainty;
     $("prediction").textContent = body.prediction;
@@ -251,6 +302,7 @@
       `${CERTAINTY_TEXT[u.certainty] || ""} Top probability ${percent(u.max_probability)}; ` +
       `normalised entropy ${u.normalized_entropy.toFixed(2)} (0 = one class certain, 1 = all equally likely).`;
     renderBars(body.probabilities, body.prediction);
+    renderTasks(body);
     renderCams(body);
     const used = FIELDS.filter((f) => body.modalities[f]).map((f) => inSentence(TITLES[f]));
     $("meta").textContent =
@@ -304,6 +356,9 @@
     }
     const data = new FormData();
     for (const field of given) data.append(field, chosenFile(field));
+    for (const input of form.querySelectorAll("[data-metadata]")) {
+      if (input.value.trim() !== "") data.append(input.dataset.metadata, input.value.trim());
+    }
     setBusy(true);
     statusLine.textContent = "Sending the images and waiting for the model\u2026";
     try {
@@ -333,6 +388,7 @@
       $(field).value = "";
       resetPreview(field);
     }
+    for (const input of form.querySelectorAll("[data-metadata]")) input.value = "";
     clearError();
     result.hidden = true;
     statusLine.textContent = "";
@@ -424,6 +480,14 @@
       ? "accepted (trained with modality dropout)"
       : "not accepted: both images are needed");
     aboutRow(list, "Heatmaps", model.cam ? `on (${model.cam_method})` : "off");
+    if (model.tasks) {
+      aboutRow(list, "Criteria", Object.entries(model.tasks)
+        .map(([name, classes]) => `${name} (${classes.join(", ")})`).join("; "));
+      aboutRow(list, "Seven-point checklist", model.seven_point_checklist ? "scored" : "not these tasks");
+    }
+    if (model.metadata) {
+      aboutRow(list, "Metadata", model.metadata.map((f) => `${f.name} (${f.kind})`).join(", "));
+    }
     aboutRow(list, "Evaluation", describeEvaluation(model.evaluation));
     aboutRow(list, "Checkpoint", `${model.source} \u00b7 SHA-256 ${model.checkpoint_sha256 || "unknown"}`);
   }
