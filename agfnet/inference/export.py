@@ -38,6 +38,7 @@ __all__ = [
     "ExportReport",
     "export_onnx",
     "frl_parameter_names",
+    "sha256_file",
 ]
 
 DEFAULT_OPSET = 18
@@ -139,10 +140,7 @@ def frl_parameter_names(model: nn.Module) -> list[str]:
 def _check_inputs(img_size: int, batch: int, seed: int) -> dict[str, torch.Tensor]:
     """Seeded random (B, 3, S, S) inputs for both modalities."""
     gen = torch.Generator().manual_seed(seed)
-    return {
-        m: torch.randn(batch, 3, img_size, img_size, generator=gen)
-        for m in MODALITIES
-    }
+    return {m: torch.randn(batch, 3, img_size, img_size, generator=gen) for m in MODALITIES}
 
 
 def _export_graph(graph: _ExportGraph, tmp: Path, img_size: int, opset: int) -> None:
@@ -237,7 +235,8 @@ def _compare(graph: _ExportGraph, path: Path, img_size: int) -> dict[str, dict[s
     return diffs
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """Returns: the SHA-256 of the file at `path`, hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -297,7 +296,7 @@ def export_onnx(
         total, frl_count, onnx_params = _check_no_frl(proto, model)
         report = ExportReport(
             onnx=str(out),
-            sha256=_sha256(tmp),
+            sha256=sha256_file(tmp),
             checkpoint=str(checkpoint),
             model=str(info.build_spec["name"]),
             classes=list(info.classes),
