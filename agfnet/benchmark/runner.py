@@ -99,7 +99,8 @@ DEFINITIONS: dict[str, str] = {
     "int8_speedup": (
         "median over rounds of T(eager PyTorch on CPU)_r / T(int8 ONNX Runtime CPU)_r for one "
         "pair, same intra-op thread count; the int8 file is agfnet.inference.quantize's static "
-        "QDQ quantisation (Conv, MatMul, Gemm; weights int8 per channel, activations uint8) "
+        "QDQ quantisation (Conv, MatMul, Gemm; weights int8 per channel, activations uint8; "
+        "convolutions with under 32 output channels kept fp32) "
         "of the timed ONNX file, calibrated on random pairs, as `agfnet export --quantize "
         "int8` writes it"
     ),

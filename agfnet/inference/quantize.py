@@ -3,13 +3,13 @@
 Static quantisation (`agfnet export --quantize int8 --data MANIFEST`) calibrates the
 activation ranges on manifest rows preprocessed by the checkpoint's evaluation
 transform, and writes QDQ int8: weights int8 symmetric per output channel, activations
-uint8 per tensor (MinMax ranges), for the convolutions and matrix products only; the
-LayerNorms, GELUs, softmaxes and poolings stay fp32, where int8 would be slower and less
-accurate. Without a manifest there is nothing to calibrate on, and the matrix products
-are quantised dynamically (their activation ranges taken at run time) while the
-convolutions stay fp32. Either way the file keeps the export's metadata and gains a
-`quantization` entry, so `OnnxPredictor` (`agfnet predict --onnx`, `agfnet serve --onnx`)
-reads it like any export.
+uint8 per tensor (MinMax ranges), for the convolutions (but those with fewer than 32
+output channels) and matrix products only; the LayerNorms, GELUs, softmaxes and poolings
+stay fp32, where int8 would be slower and less accurate. Without a manifest there is
+nothing to calibrate on, and the matrix products are quantised dynamically (their
+activation ranges taken at run time) while the convolutions stay fp32. Either way the
+file keeps the export's metadata and gains a `quantization` entry, so `OnnxPredictor`
+(`agfnet predict --onnx`, `agfnet serve --onnx`) reads it like any export.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ QUANTIZE_CHOICES = ("int8",)
 #: Operators quantised statically (with calibration) and dynamically (without).
 STATIC_OP_TYPES = ("Conv", "MatMul", "Gemm")
 DYNAMIC_OP_TYPES = ("MatMul", "Gemm")
+#: Convolutions with fewer output channels stay fp32 in static quantisation: in the
+#: quarter-width tiny backbones (16-channel layers) they carried most of int8's error
+#: (measured: docs/commands/export.md); every convolution of ResNet-50 has 64 or more.
+MIN_CONV_CHANNELS = 32
 #: Default number of calibration rows, and pairs per calibration / evaluation batch.
 CALIBRATION_ROWS = 64
 BATCH = 8
@@ -76,6 +80,19 @@ class _Reader:
         return next(self._next, None)
 
 
+def _narrow_convolutions(path: Path) -> list[str]:
+    """Names of the Conv nodes of `path` with fewer than `MIN_CONV_CHANNELS` outputs."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    outputs = {i.name: i.dims[0] for i in graph.initializer if i.dims}
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type == "Conv" and outputs.get(n.input[1], MIN_CONV_CHANNELS) < MIN_CONV_CHANNELS
+    ]
+
+
 def _write_metadata(source: Path, target: Path, facts: dict[str, Any]) -> None:
     """Give `target` the metadata_props of `source` (onnxruntime's tools do not promise to
     keep them) plus `quantization` (JSON of `facts`), and check it."""
@@ -105,12 +122,14 @@ def quantize_onnx(
         source: the fp32 ONNX file.
         out: the int8 ONNX file to write.
         calibration: feed dicts ({"clinical", "ultrasound"}: float32 (B, 3, S, S),
-            preprocessed) for static QDQ quantisation of `STATIC_OP_TYPES`; None:
-            dynamic quantisation of `DYNAMIC_OP_TYPES` (convolutions stay fp32).
+            preprocessed) for static QDQ quantisation of `STATIC_OP_TYPES` (but
+            convolutions with fewer than `MIN_CONV_CHANNELS` outputs); None: dynamic
+            quantisation of `DYNAMIC_OP_TYPES` (convolutions stay fp32).
 
     Returns:
-        What was done: method, format, weights, activations, op_types, calibration_pairs
-        (static only), onnxruntime (its version).
+        What was done: method, format, weights, activations, op_types, and for static
+        fp32_convolutions (how many were left fp32), fp32_rule and calibration_pairs;
+        onnxruntime (its version).
 
     Raises:
         UserError: a calibration set without a single pair.
@@ -144,6 +163,7 @@ def quantize_onnx(
                 "op_types": list(DYNAMIC_OP_TYPES),
             }
         else:
+            narrow = _narrow_convolutions(prepared)
             quantize_static(
                 str(prepared),
                 str(out),
@@ -153,6 +173,7 @@ def quantize_onnx(
                 weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8,
                 op_types_to_quantize=list(STATIC_OP_TYPES),
+                nodes_to_exclude=narrow,
                 extra_options={"CalibStridedMinMax": 1},  # one feed's activations at a time
             )
             facts = {
@@ -161,6 +182,8 @@ def quantize_onnx(
                 "weights": "int8, symmetric, per output channel",
                 "activations": "uint8, per tensor, MinMax ranges of the calibration set",
                 "op_types": list(STATIC_OP_TYPES),
+                "fp32_convolutions": len(narrow),
+                "fp32_rule": f"convolutions with fewer than {MIN_CONV_CHANNELS} output channels",
                 "calibration_pairs": reader.pairs,
             }
     facts["onnxruntime"] = onnxruntime.__version__
@@ -448,6 +471,8 @@ def summary_lines(block: dict[str, Any]) -> list[str]:
         f"int8: {block['method']} {block['format']} of {', '.join(block['op_types'])} "
         f"(weights {block['weights']}; activations {block['activations']})"
     ]
+    if block.get("fp32_convolutions"):
+        lines.append(f"kept fp32: {block['fp32_convolutions']} {block['fp32_rule']}")
     if block["method"] == "dynamic":
         return [*lines, f"note: {block['note']}"]
     cal, test = block["calibration"], block["test"]
