@@ -9,7 +9,7 @@ stay fp32, where int8 would be slower and less accurate. Without a manifest ther
 nothing to calibrate on, and the matrix products are quantised dynamically (their
 activation ranges taken at run time) while the convolutions stay fp32. Either way the
 file keeps the export's metadata and gains a `quantization` entry, so `OnnxPredictor`
-(`agfnet predict --onnx`, `agfnet serve --onnx`) reads it like any export.
+(`agfnet predict --onnx`) reads it like any export.
 """
 
 from __future__ import annotations
