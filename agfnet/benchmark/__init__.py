@@ -1,5 +1,6 @@
 """Performance benchmark of agfnet (`agfnet benchmark`): fusion overhead, memory scaling,
-inference throughput, data pipeline, FLOP/s and start-up time, against their targets.
+inference throughput (eager, compiled, ONNX Runtime fp32 and int8), data pipeline, FLOP/s
+and start-up time, against their targets.
 
 Example:
     from agfnet.benchmark import run_benchmark
@@ -9,6 +10,6 @@ Example:
 
 from __future__ import annotations
 
-from agfnet.benchmark.runner import DEFINITIONS, HEADLINES, TARGETS, run_benchmark
+from agfnet.benchmark.runner import DEFINITIONS, FIGURES, HEADLINES, TARGETS, run_benchmark
 
-__all__ = ["DEFINITIONS", "HEADLINES", "TARGETS", "run_benchmark"]
+__all__ = ["DEFINITIONS", "FIGURES", "HEADLINES", "TARGETS", "run_benchmark"]

@@ -46,6 +46,7 @@ __all__ = [
     "export_onnx",
     "frl_parameter_names",
     "metadata_kinds",
+    "sha256_file",
 ]
 
 DEFAULT_OPSET = 18
@@ -308,7 +309,8 @@ def _compare(graph: _ExportGraph, path: Path, img_size: int) -> dict[str, dict[s
     return diffs
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """Returns: the SHA-256 of the file at `path`, hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -369,7 +371,7 @@ def export_onnx(
         total, frl_count, onnx_params = _check_no_frl(proto, model)
         report = ExportReport(
             onnx=str(out),
-            sha256=_sha256(tmp),
+            sha256=sha256_file(tmp),
             checkpoint=str(checkpoint),
             model=str(info.build_spec["name"]),
             classes=list(info.classes),

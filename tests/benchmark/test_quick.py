@@ -77,6 +77,30 @@ def test_measurements_are_physically_plausible(quick_run) -> None:
     assert latency["p50"] <= latency["p95"]
 
 
+def test_int8_figures_are_measured_with_the_other_backends(quick_run) -> None:
+    doc, out, _ = quick_run
+    throughput = doc["details"]["throughput"]
+    # Interleaved with eager and fp32 ONNX Runtime; the headlines are per-round ratios.
+    batch = throughput["backends"]
+    assert {"eager", "onnxruntime", "onnxruntime_int8"} <= set(batch)
+    eager, int8 = (batch[k]["seconds"]["samples"] for k in ("eager", "onnxruntime_int8"))
+    ratios = [e / i for e, i in zip(eager, int8, strict=True)]
+    assert doc["int8_speedup_batch8"] == pytest.approx(statistics.median(ratios))
+    assert doc["int8_speedup"] == pytest.approx(throughput["int8_speedup"]["median"])
+    assert "onnxruntime_int8" in throughput["latency_ms"]
+    # The int8 file is the static QDQ export's, a quarter of the fp32 file's size.
+    int8_facts = throughput["int8"]
+    assert int8_facts["method"] == "static" and "Conv" in int8_facts["op_types"]
+    assert int8_facts["calibration_pairs"] == doc["settings"]["infer_batch"]
+    assert int8_facts["bytes"] < int8_facts["fp32_bytes"] / 2
+    # The agreement is a figure without a target, from the fidelity check.
+    fidelity = int8_facts["fidelity"]
+    assert doc["int8_agreement"] == fidelity["agreement"]
+    assert fidelity["n"] == 2 * doc["settings"]["infer_batch"] and 0 <= doc["int8_agreement"] <= 1
+    assert "int8_agreement" in doc["definitions"] and "int8_agreement" not in doc["targets"]
+    assert "int8 (static QDQ" in out.with_suffix(".md").read_text()
+
+
 def test_markdown_summary_is_written_beside_the_json(quick_run) -> None:
     doc, out, _ = quick_run
     md = out.with_suffix(".md").read_text()

@@ -90,6 +90,7 @@ def test_targets_compare_in_the_stated_direction() -> None:
     assert Target(">=", 1.3).met(1.3) and not Target(">=", 1.3).met(1.29)
     assert Target("<", 0.5).met(0.49) and not Target("<", 0.5).met(0.5)
     assert str(TARGETS["train_overhead"]) == "<= 1.2"
+    assert str(TARGETS["int8_speedup"]) == str(TARGETS["int8_speedup_batch8"]) == ">= 2"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -120,9 +121,10 @@ def test_bad_options_are_refused_before_any_work(tmp_path, args, message) -> Non
 
 
 def test_definitions_cover_every_headline() -> None:
-    from agfnet.benchmark import DEFINITIONS, HEADLINES
+    from agfnet.benchmark import DEFINITIONS, FIGURES, HEADLINES
 
     assert set(HEADLINES) <= set(DEFINITIONS)
+    assert set(FIGURES) <= set(DEFINITIONS) and not set(FIGURES) & set(TARGETS)
     json.dumps(DEFINITIONS)
 
 
