@@ -221,6 +221,31 @@ def test_training_compiles_the_network_it_trains(setting, compiled, monkeypatch)
     assert all(not k.startswith("model._orig_mod") for k in module.state_dict())
 
 
+def test_a_compiled_training_run_saves_a_plain_checkpoint(
+    tiny_config, manifest_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import torch._dynamo
+
+    import agfnet.engine.module
+    from agfnet.engine.train import fit
+    from agfnet.runtime.checkpoint import load_model
+
+    compiled = []
+
+    def compile_eagerly(model, **kwargs):
+        compiled.append(model)
+        return compile_model(model, backend="eager", **kwargs)
+
+    monkeypatch.setattr(agfnet.engine.module, "compile_model", compile_eagerly)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    result = fit(tiny_config("trainer.compile=true", epochs=1), manifest_path, tmp_path / "run")
+    assert compiled and compile_settings(compiled[0]) == {"mode": "default", "backend": "eager"}
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # it ran compiled
+    model, _ = load_model(result.best_checkpoint)  # strict: the keys of the plain network
+    assert compile_settings(model) is None
+
+
 def test_maybe_compile_follows_the_setting() -> None:
     model = _model()
     assert compile_settings(maybe_compile(model, "auto", "cpu")) is None
