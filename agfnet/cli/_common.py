@@ -14,7 +14,14 @@ import typer
 from agfnet.errors import UserError
 from agfnet.fileio import write_json
 
-__all__ = ["MC_OPTION", "SEED_OPTION", "TTA_OPTION", "cli_command", "write_json"]
+__all__ = [
+    "COMPILE_OPTION",
+    "MC_OPTION",
+    "SEED_OPTION",
+    "TTA_OPTION",
+    "cli_command",
+    "write_json",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,3 +59,11 @@ TTA_OPTION: Any = typer.Option(
     "their spread.",
 )
 SEED_OPTION: Any = typer.Option(0, "--seed", min=0, help="Seed of --mc / --tta.")
+# `agfnet evaluate` and `agfnet predict`: None is "auto" (agfnet.runtime.compile).
+COMPILE_OPTION: Any = typer.Option(
+    None,
+    "--compile/--no-compile",
+    help="torch.compile the network (the first batch then compiles; the cache is kept "
+    "in ~/.cache/agfnet/inductor). Default: on for CUDA, off on the CPU.",
+    show_default=False,
+)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from agfnet.cli._common import MC_OPTION, SEED_OPTION, TTA_OPTION
+from agfnet.cli._common import COMPILE_OPTION, MC_OPTION, SEED_OPTION, TTA_OPTION
 
 
 def evaluate(
@@ -25,6 +25,7 @@ def evaluate(
     mc: int = MC_OPTION,
     tta: int = TTA_OPTION,
     seed: int = SEED_OPTION,
+    compile: bool | None = COMPILE_OPTION,
 ) -> None:
     """Evaluate a checkpoint: metrics.json, report.md, predictions.csv and plots in OUT.
 
@@ -49,6 +50,7 @@ def evaluate(
         device=device,
         progress=True,
         sampling=sampling,
+        compile="auto" if compile is None else compile,
     )
     if "note" in metrics:
         typer.echo(f"no metrics: {metrics['note']}; predictions: {out / 'predictions.csv'}")

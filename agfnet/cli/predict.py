@@ -8,22 +8,28 @@ from typing import Any
 
 import typer
 
-from agfnet.cli._common import MC_OPTION, SEED_OPTION, TTA_OPTION
+from agfnet.cli._common import COMPILE_OPTION, MC_OPTION, SEED_OPTION, TTA_OPTION
 from agfnet.errors import UserError
 
 
-def _open_predictor(checkpoint: Path | None, onnx: Path | None, device: str | None) -> Any:
+def _open_predictor(
+    checkpoint: Path | None, onnx: Path | None, device: str | None, compile: bool | None = None
+) -> Any:
     if (checkpoint is None) == (onnx is None):
         raise UserError("give exactly one of --checkpoint CKPT (PyTorch) or --onnx MODEL.onnx")
     if onnx is not None:
         if device not in (None, "cpu"):
             raise UserError(f"--device {device}: --onnx runs on the CPU only; drop --device")
+        if compile:
+            raise UserError("--compile is for --checkpoint (PyTorch); drop it with --onnx")
         from agfnet.inference.onnx_runtime import OnnxPredictor
 
         return OnnxPredictor.from_file(onnx)
     from agfnet.inference.predictor import Predictor
 
-    return Predictor.from_checkpoint(checkpoint, device=device)
+    return Predictor.from_checkpoint(
+        checkpoint, device=device, compile="auto" if compile is None else compile
+    )
 
 
 def _table(predictor: Any, result: Any) -> str:
@@ -195,6 +201,7 @@ def predict(
     mc: int = MC_OPTION,
     tta: int = TTA_OPTION,
     seed: int = SEED_OPTION,
+    compile: bool | None = COMPILE_OPTION,
 ) -> None:
     """Diagnose a clinical + ultrasound pair, or every row of a manifest.
 
@@ -231,7 +238,7 @@ def predict(
     from agfnet.runtime.stochastic import parse_sampling
 
     sampling = parse_sampling(mc, tta, seed)
-    predictor = _open_predictor(checkpoint, onnx, device)
+    predictor = _open_predictor(checkpoint, onnx, device, compile)
     predictor.sampling = sampling
     if data is not None:
         _predict_manifest(predictor, data, out, batch_size, as_json)

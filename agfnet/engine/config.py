@@ -50,6 +50,7 @@ RUNTIME_KEYS = (
     "trainer.num_nodes",
     "trainer.strategy",
     "trainer.progress_bar",
+    "trainer.compile",
 )
 
 
@@ -177,6 +178,8 @@ class TrainerSection(_Section):
     strategy: str = "auto"  # auto, ddp, ddp_find_unused_parameters_true, ...
     precision: str = "auto"  # auto: bf16-mixed (or 16-mixed) on GPU, 32-true on CPU
     channels_last: bool = True  # GPU only
+    # torch.compile the network (agfnet.runtime.compile); auto: on for CUDA, off on the CPU.
+    compile: Literal["auto"] | bool = "auto"
     gradient_clip_val: PositiveFloat | None = None
     accumulate_grad_batches: PositiveInt = 1
     deterministic: bool = False

@@ -22,6 +22,7 @@ from agfnet.engine.callbacks import FreezeEncoders, encoder_backbones
 from agfnet.engine.config import TrainConfig, config_to_dict
 from agfnet.models.weights import weight_sources
 from agfnet.runtime.checkpoint import META_KEY
+from agfnet.runtime.compile import compile_model, resolve_compile
 
 
 class PairedClassifierModule(L.LightningModule):
@@ -89,6 +90,15 @@ class PairedClassifierModule(L.LightningModule):
             },
             prefix="val/",
         )
+
+    def configure_model(self) -> None:
+        # Lightning calls this on every process before fitting or validating: compile the
+        # network there, in place, for the device it runs on (`trainer.compile`), so the
+        # training forward with FRL, the validation forward and the checkpoint keys are
+        # those of the plain network.
+        device = self.trainer.strategy.root_device
+        if resolve_compile(self.config.trainer.compile, device):
+            compile_model(self.model, device=device)
 
     def _inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         clinical, ultrasound = batch["clinical"], batch["ultrasound"]

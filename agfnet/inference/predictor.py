@@ -67,10 +67,22 @@ class Predictor(PredictorBase):
         model: the network (eval mode) from `load_checkpoint`.
         info: its `CheckpointInfo`.
         device: where it runs.
+        compile: `torch.compile` the network (`agfnet.runtime.compile`): "auto" (on for
+            CUDA, off on the CPU), True or False. The first prediction of each batch size
+            then compiles (minutes on a cold cache, seconds on a warm one).
     """
 
-    def __init__(self, model: torch.nn.Module, info: Any, device: torch.device) -> None:
-        self.model = model.to(device).eval()
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        info: Any,
+        device: torch.device,
+        *,
+        compile: bool | str = "auto",
+    ) -> None:
+        from agfnet.runtime.compile import maybe_compile
+
+        self.model = maybe_compile(model.to(device).eval(), compile, device)
         self.info = info
         self.device = device
         self.classes = list(info.classes)
@@ -87,13 +99,18 @@ class Predictor(PredictorBase):
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike, device: str | torch.device | None = None
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device | None = None,
+        *,
+        compile: bool | str = "auto",
     ) -> Predictor:
         """Load a checkpoint safely (weights_only) and build its predictor.
 
         Args:
             path: a best.ckpt / last.ckpt of `agfnet train`.
             device: "cpu", "cuda", "cuda:1"; None picks the GPU when there is one.
+            compile: "auto" (on for CUDA, off on the CPU), True or False (see `Predictor`).
 
         Returns:
             The `Predictor`.
@@ -105,7 +122,7 @@ class Predictor(PredictorBase):
 
         resolved = resolve_device(device)
         model, info = load_checkpoint(path, device=resolved)
-        return cls(model, info, resolved)
+        return cls(model, info, resolved, compile=compile)
 
     def explain(
         self,
@@ -137,14 +154,16 @@ class Predictor(PredictorBase):
         prediction = self.predict_tensors(
             clinical_t[None], ultrasound_t[None], present[None], metadata=[metadata]
         )[0]
-        maps = explain_pair(
-            self.model,
-            clinical_t,
-            ultrasound_t,
-            method=method,
-            target=self.classes.index(prediction.prediction),
-            present=present[None],
-        )
+        # Grad-CAM hooks layers and swaps a method: a compiled network runs it eagerly.
+        with torch.compiler.set_stance("force_eager"):
+            maps = explain_pair(
+                self.model,
+                clinical_t,
+                ultrasound_t,
+                method=method,
+                target=self.classes.index(prediction.prediction),
+                present=present[None],
+            )
         used = [m for m in MODALITIES if prediction.modalities[m]]
         return Explanation(
             prediction=prediction,

@@ -1,5 +1,6 @@
 """Running a trained network: the one checkpoint loader, batch prediction (with MC dropout
-and test-time augmentation beside it), device choice and the rows a command works on.
+and test-time augmentation beside it), device choice, compilation (`torch.compile`) and
+the rows a command works on.
 
 Every command, the `Predictor` and the web app go through this layer; it sits above the
 models and the data and below evaluation, explanations, training and inference. Names are
@@ -21,6 +22,10 @@ _EXPORTS = {
     "load_model": "checkpoint",
     "read_checkpoint": "checkpoint",
     "resolve_device": "device",
+    "compile_model": "compile",
+    "compile_settings": "compile",
+    "maybe_compile": "compile",
+    "resolve_compile": "compile",
     "Predictions": "batch",
     "forward_batch": "batch",
     "predict": "batch",

@@ -18,6 +18,7 @@ def evaluate_checkpoint(
     device: str | None = None,
     progress: bool = False,
     sampling: Any = None,
+    compile: bool | str = "auto",
 ) -> dict[str, Any]:
     """Evaluate a trained checkpoint on a manifest (the `agfnet evaluate` command).
 
@@ -32,14 +33,19 @@ def evaluate_checkpoint(
         progress: show a progress bar.
         sampling: an `agfnet.runtime.stochastic.Sampling` (`--mc N` / `--tta N`), or
             None for one deterministic pass.
+        compile: `torch.compile` the network: "auto" (on for CUDA, off on the CPU), True
+            or False (`agfnet.runtime.compile.maybe_compile`).
 
     Returns:
         The metrics dict written to OUT/metrics.json.
     """
     from agfnet.evaluation.evaluate import evaluate_model
+    from agfnet.runtime.compile import maybe_compile
+    from agfnet.runtime.device import resolve_device
     from agfnet.runtime.selection import load_for_evaluation
 
     inputs = load_for_evaluation(checkpoint, data, split)
+    maybe_compile(inputs.model, compile, resolve_device(device))
     return evaluate_model(
         inputs.model,
         inputs.info,
