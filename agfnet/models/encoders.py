@@ -186,7 +186,9 @@ class ModalityEncoders(nn.Module):
             used = torch.ones(batch, 2, dtype=torch.bool, device=clinical.device)
         else:
             used = present.to(device=clinical.device, dtype=torch.bool)
-            self._check_present(used)
+            # Data-dependent (a graph break); compiled callers checked the rows already.
+            if not torch.compiler.is_compiling():
+                self._check_present(used)
         if self.training and self.modality_dropout > 0:
             used = drop_modalities(used, self.modality_dropout)
         used = torch.stack(

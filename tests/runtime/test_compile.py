@@ -30,7 +30,7 @@ TINY_MODELS = [name for name in list_models() if name.endswith("_tiny")]
 #: Graph breaks of `forward_output(..., present=mask)`, the call training and prediction
 #: make: the data-dependent refusals of `ModalityEncoders._check_present` (one `int()` of
 #: a tensor each, models/encoders.py). 0 once that check is skipped while compiling.
-PRESENT_BREAKS = 5
+PRESENT_BREAKS = 0
 
 
 @pytest.fixture(autouse=True, scope="module")
