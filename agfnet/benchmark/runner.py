@@ -69,7 +69,7 @@ TARGETS: dict[str, Target] = {
 #: The headline keys, in report order.
 HEADLINES: tuple[str, ...] = tuple(TARGETS)
 #: Top-level figures reported without a target.
-FIGURES: tuple[str, ...] = ("int8_agreement",)
+FIGURES: tuple[str, ...] = ("int8_agreement", "lite_train_pairs_per_s", "tiny_train_pairs_per_s")
 
 #: What every headline and detail figure means (written into the JSON).
 DEFINITIONS: dict[str, str] = {
@@ -114,6 +114,13 @@ DEFINITIONS: dict[str, str] = {
         "untrained network of the timings: a numerical-fidelity check of the quantiser, not "
         "an accuracy (`agfnet export --quantize int8 --data` measures that on labeled rows)"
     ),
+    "lite_train_pairs_per_s": (
+        "median pairs/s of one training step (forward, loss, backward, AdamW) of agfnet_lite "
+        "(the lite preset: EfficientNet-Lite0 encoders, 160 px, batch 16; --quick: 64 px, "
+        "batch 4) on random inputs, as `agfnet train --config lite` takes it, without the "
+        "loader (details.training)"
+    ),
+    "tiny_train_pairs_per_s": "the same for agfnet_tiny (the tiny preset: 96 px, batch 16)",
     "loader_supply_ratio": (
         "pairs/s delivered by the training DataLoader of the preset (its batch size and "
         "num_workers, training augmentation), iterated alone, over the pairs/s one agfnet "
@@ -198,6 +205,8 @@ def _headlines(details: dict[str, Any]) -> dict[str, float]:
         "int8_speedup": details["throughput"]["int8_speedup"]["median"],
         "int8_speedup_batch8": details["throughput"]["int8_speedup_batch"]["median"],
         "int8_agreement": details["throughput"]["int8"]["fidelity"]["agreement"],
+        "lite_train_pairs_per_s": details["training"]["lite"]["pairs_per_s"]["median"],
+        "tiny_train_pairs_per_s": details["training"]["tiny"]["pairs_per_s"]["median"],
         "loader_supply_ratio": details["loader"]["supply_ratio"],
         "flops_efficiency_ratio": details["flops"]["efficiency_ratio"]["median"],
         "help_seconds": details["help"]["seconds"]["median"],
@@ -215,6 +224,7 @@ def _steps(
     from agfnet.benchmark.memory import measure_memory_scaling
     from agfnet.benchmark.overhead import measure_overhead
     from agfnet.benchmark.throughput import measure_throughput
+    from agfnet.benchmark.training import measure_training
 
     quick = plan.quick
 
@@ -235,6 +245,7 @@ def _steps(
             ),
         ),
         ("memory", lambda d, r: measure_memory_scaling(device, quick, plan=plan, report=r)),
+        ("training", lambda d, r: measure_training(device, quick, plan=plan, report=r)),
         (
             "throughput",
             lambda d, r: measure_throughput(device, quick, plan=plan, workdir=workdir, report=r),

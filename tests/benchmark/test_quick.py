@@ -101,6 +101,20 @@ def test_int8_figures_are_measured_with_the_other_backends(quick_run) -> None:
     assert "int8 (static QDQ" in out.with_suffix(".md").read_text()
 
 
+def test_training_throughput_of_the_presets_is_reported(quick_run) -> None:
+    doc = quick_run[0]
+    training = doc["details"]["training"]
+    for preset, key in (("lite", "lite_train_pairs_per_s"), ("tiny", "tiny_train_pairs_per_s")):
+        entry = training[preset]
+        assert entry["model"] == f"agfnet_{preset}"
+        assert doc[key] == entry["pairs_per_s"]["median"] > 0
+        # pairs/s and seconds per step describe the same timings
+        assert entry["batch"] / entry["seconds"]["median"] == pytest.approx(doc[key], rel=0.5)
+        assert key in doc["definitions"] and key not in doc["targets"]
+    # the lite encoders cost more per pair than the tiny ones at the same size
+    assert doc["lite_train_pairs_per_s"] < doc["tiny_train_pairs_per_s"]
+
+
 def test_markdown_summary_is_written_beside_the_json(quick_run) -> None:
     doc, out, _ = quick_run
     md = out.with_suffix(".md").read_text()
