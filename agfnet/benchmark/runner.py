@@ -66,6 +66,11 @@ TARGETS: dict[str, Target] = {
     "flops_efficiency_ratio": Target(">=", 0.8),
     "help_seconds": Target("<", 0.5),
 }
+#: GPU-only targets (binding on a GPU at paper size): the compiled fusion overheads.
+GPU_TARGETS: dict[str, Target] = {
+    "gpu_compiled_train_overhead": Target("<=", 1.3),
+    "gpu_compiled_infer_overhead": Target("<=", 1.2),
+}
 #: The headline keys, in report order.
 HEADLINES: tuple[str, ...] = tuple(TARGETS)
 #: Top-level figures reported without a target.
@@ -121,6 +126,12 @@ DEFINITIONS: dict[str, str] = {
         "loader (details.training)"
     ),
     "tiny_train_pairs_per_s": "the same for agfnet_tiny (the tiny preset: 96 px, batch 16)",
+    "gpu_compiled_train_overhead": (
+        "GPU only: median over interleaved rounds of T_train(compiled agfnet) / T_train("
+        "compiled bare backbones), bf16 and channels_last, the worse of batch 32 and 64 "
+        "(details.gpu_compiled)"
+    ),
+    "gpu_compiled_infer_overhead": "GPU only: the same ratio for inference",
     "loader_supply_ratio": (
         "pairs/s delivered by the training DataLoader of the preset (its batch size and "
         "num_workers, training augmentation), iterated alone, over the pairs/s one agfnet "
@@ -210,7 +221,20 @@ def _headlines(details: dict[str, Any]) -> dict[str, float]:
         "loader_supply_ratio": details["loader"]["supply_ratio"],
         "flops_efficiency_ratio": details["flops"]["efficiency_ratio"]["median"],
         "help_seconds": details["help"]["seconds"]["median"],
+        **_gpu_headlines(details),
     }
+
+
+def _gpu_headlines(details: dict[str, Any]) -> dict[str, float]:
+    """`gpu_compiled_*_overhead` when the compiled GPU block ran (the worse of its batch
+    sizes; a batch that ran out of memory gives no figure)."""
+    compiled = details.get("gpu_compiled") or {}
+    out = {}
+    for kind in ("train", "infer"):
+        value = compiled.get(f"{kind}_overhead")
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            out[f"gpu_compiled_{kind}_overhead"] = float(value)
+    return out
 
 
 def _steps(
@@ -218,7 +242,7 @@ def _steps(
 ) -> list[tuple[str, Callable[[dict[str, Any], Reporter], dict[str, Any]]]]:
     """(name, run(details so far, report) -> details) of every measurement, in order."""
     from agfnet.benchmark.flops import measure_flops
-    from agfnet.benchmark.gpu import measure_gpu
+    from agfnet.benchmark.gpu import measure_gpu, measure_gpu_compiled
     from agfnet.benchmark.help_time import measure_help
     from agfnet.benchmark.loader import measure_loader
     from agfnet.benchmark.memory import measure_memory_scaling
@@ -264,6 +288,10 @@ def _steps(
     ]
     if device.type == "cuda":
         steps.append(("gpu", lambda d, r: measure_gpu(device, quick, plan=plan, report=r)))
+    if device.type == "cuda" and plan.compile:
+        steps.append(
+            ("gpu_compiled", lambda d, r: measure_gpu_compiled(device, quick, plan=plan, report=r))
+        )
     return steps
 
 
@@ -294,6 +322,12 @@ def _result(
             "binding": binding or key == "help_seconds",
         }
         for key, target in TARGETS.items()
+    }
+    gpu_binding = not plan.quick and machine["device"] == "cuda"
+    targets |= {
+        key: {"target": str(target), "met": target.met(heads[key]), "binding": gpu_binding}
+        for key, target in GPU_TARGETS.items()
+        if key in heads
     }
     finite = all(math.isfinite(v) for v in heads.values())
     return {

@@ -115,6 +115,19 @@ def test_training_throughput_of_the_presets_is_reported(quick_run) -> None:
     assert doc["lite_train_pairs_per_s"] < doc["tiny_train_pairs_per_s"]
 
 
+def test_compiled_gpu_overheads_become_headlines_only_when_measured(quick_run) -> None:
+    from agfnet.benchmark.runner import GPU_TARGETS, _headlines
+
+    details = quick_run[0]["details"]
+    assert not set(GPU_TARGETS) & set(_headlines(details))  # measured on the CPU: absent
+    gpu = {"gpu_compiled": {"train_overhead": 1.25, "infer_overhead": float("nan")}}
+    heads = _headlines({**details, **gpu})
+    assert heads["gpu_compiled_train_overhead"] == 1.25
+    assert "gpu_compiled_infer_overhead" not in heads  # a batch out of memory gives no figure
+    assert GPU_TARGETS["gpu_compiled_train_overhead"].met(1.25)
+    assert not GPU_TARGETS["gpu_compiled_infer_overhead"].met(1.25)
+
+
 def test_markdown_summary_is_written_beside_the_json(quick_run) -> None:
     doc, out, _ = quick_run
     md = out.with_suffix(".md").read_text()
