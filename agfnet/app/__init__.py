@@ -1,4 +1,5 @@
-"""The web app: a FastAPI server and one HTML page around `agfnet.inference.Predictor`.
+"""The web app: a FastAPI server and one HTML page around `agfnet.inference.Predictor` (or
+an `OnnxPredictor`: ONNX Runtime, no heatmaps).
 
 Names are imported lazily (PEP 562), so `import agfnet.app` pulls in neither torch nor
 FastAPI.
@@ -6,6 +7,7 @@ FastAPI.
 Example:
     from agfnet.app import AppSettings, create_app
     app = create_app("runs/t/checkpoints/best.ckpt", AppSettings(max_upload_bytes=10_000_000))
+    app = create_app("model-int8.onnx")
 """
 
 from __future__ import annotations

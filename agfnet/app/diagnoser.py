@@ -1,6 +1,11 @@
 """The model behind the app: its identity and metrics, its lock, and one diagnosis per call.
 
-Every call into the model holds one lock per `Predictor`: Grad-CAM hooks and swaps parts
+The model is a PyTorch `Predictor` (a checkpoint) or an `OnnxPredictor` (an exported ONNX
+file, fp32 or int8, on ONNX Runtime); `backend_of` says which. An ONNX model makes no
+heatmaps (Grad-CAM needs the PyTorch graph): the app then answers as with `--no-cam`,
+and says why (`cam_unavailable`).
+
+Every call into the model holds one lock per predictor: Grad-CAM hooks and swaps parts
 of the network while it runs, so a forward pass of another request in between would
 corrupt both.
 """
@@ -27,12 +32,17 @@ from agfnet.constants import MODALITIES
 from agfnet.data.io import IMAGE_SUFFIXES
 from agfnet.data.manifest.display import image_noun
 from agfnet.errors import UserError
-from agfnet.inference import Predictor
+from agfnet.inference.base import PredictorBase
+from agfnet.inference.onnx_runtime import OnnxPredictor
 
 __all__ = [
     "ACCEPTED_SUFFIXES",
     "CAM_METHOD",
+    "NO_CAM",
+    "ONNX_NO_CAM",
     "Diagnoser",
+    "backend_of",
+    "cam_unavailable",
     "file_sha256",
     "find_evaluation",
     "model_lock",
@@ -67,20 +77,65 @@ def file_sha256(path: str | os.PathLike) -> str | None:
     return digest.hexdigest()
 
 
-def find_evaluation(predictor: Predictor) -> dict[str, Any] | None:
+#: Why a server has no heatmaps: turned off, or an ONNX model (`cam_unavailable`).
+NO_CAM = "Heatmaps are turned off on this server (agfnet serve --no-cam)."
+ONNX_NO_CAM = (
+    "Heatmaps are unavailable for an ONNX model: Grad-CAM needs the PyTorch network (its "
+    "layers' activations and gradients), which an ONNX export does not carry. Serve the "
+    "checkpoint (agfnet serve --checkpoint best.ckpt) for heatmaps."
+)
+
+
+def backend_of(predictor: PredictorBase) -> dict[str, Any]:
+    """What runs the model: `runtime` ("torch" or "onnxruntime"), `precision` ("fp32", or
+    "int8" for an export of `agfnet export --quantize int8`), and `device` (torch) or
+    `providers` and `quantization` (the file's own description, or None) for ONNX.
+
+    Args:
+        predictor: a `Predictor` or an `OnnxPredictor`.
+
+    Returns:
+        The JSON-ready dict.
+    """
+    if not isinstance(predictor, OnnxPredictor):
+        return {"runtime": "torch", "precision": "fp32", "device": str(predictor.device)}
+    quantization = None
+    try:
+        quantization = json.loads(predictor.info.get("quantization", "null"))
+    except ValueError:
+        logger.warning("%s: its quantization metadata is not JSON", predictor.source)
+    return {
+        "runtime": "onnxruntime",
+        "precision": "int8" if quantization else "fp32",
+        "providers": list(predictor.session.get_providers()),
+        "quantization": quantization,
+    }
+
+
+def cam_unavailable(predictor: PredictorBase, settings: AppSettings) -> str | None:
+    """Why this server makes no heatmaps (`NO_CAM`, `ONNX_NO_CAM`); None when it makes them."""
+    if isinstance(predictor, OnnxPredictor) or not hasattr(predictor, "explain"):
+        return ONNX_NO_CAM
+    return None if settings.cam else NO_CAM
+
+
+def find_evaluation(predictor: PredictorBase) -> dict[str, Any] | None:
     """The evaluation metrics of the predictor's checkpoint, if it or its run folder holds them.
 
     Looked for under `metrics` in the checkpoint metadata, then in a metrics.json beside
     the checkpoint or in its run folder (`RUN/metrics.json` for `RUN/checkpoints/best.ckpt`,
     as `agfnet train` writes). A metrics.json counts only if it names this checkpoint file
     and its temperature is the checkpoint's, so metrics of another state are never shown.
+    An ONNX file holds no metrics (its checks are in the .onnx.json `agfnet export` wrote).
 
     Args:
-        predictor: a loaded `Predictor`.
+        predictor: a loaded `Predictor` (an `OnnxPredictor` has none: None).
 
     Returns:
         The metrics dict plus `source` ("checkpoint" or "metrics.json"), or None.
     """
+    if isinstance(predictor, OnnxPredictor):
+        return None
     stored = predictor.info.extra.get("metrics")
     if isinstance(stored, dict):
         return {**stored, "source": "checkpoint"}
@@ -103,11 +158,11 @@ def find_evaluation(predictor: Predictor) -> dict[str, Any] | None:
 
 
 # One lock per Predictor, shared by every app built on it.
-_MODEL_LOCKS: weakref.WeakKeyDictionary[Predictor, threading.Lock] = weakref.WeakKeyDictionary()
+_MODEL_LOCKS: weakref.WeakKeyDictionary[PredictorBase, threading.Lock] = weakref.WeakKeyDictionary()
 _MODEL_LOCKS_GUARD = threading.Lock()
 
 
-def model_lock(predictor: Predictor) -> threading.Lock:
+def model_lock(predictor: PredictorBase) -> threading.Lock:
     """The lock every call into `predictor`'s network holds.
 
     Grad-CAM registers hooks on the network and swaps one of its methods while it runs,
@@ -126,14 +181,22 @@ def model_lock(predictor: Predictor) -> threading.Lock:
 class Diagnoser:
     """The model behind the app: decodes uploads, predicts one pair at a time, renders CAMs.
 
+    Attributes:
+        backend: `backend_of(predictor)`.
+        cam_unavailable: why no heatmaps are made (`cam_unavailable`), or None.
+        cam: whether heatmaps are made (the settings ask and the model can).
+
     Args:
-        predictor: a loaded `Predictor`.
+        predictor: a loaded `Predictor` or `OnnxPredictor`.
         settings: the app settings (pixel limit, CAM size).
     """
 
-    def __init__(self, predictor: Predictor, settings: AppSettings) -> None:
+    def __init__(self, predictor: PredictorBase, settings: AppSettings) -> None:
         self.predictor = predictor
         self.settings = settings
+        self.backend = backend_of(predictor)
+        self.cam_unavailable = cam_unavailable(predictor, settings)
+        self.cam = self.cam_unavailable is None
         self._lock = model_lock(predictor)
         self.checkpoint_sha256 = file_sha256(predictor.source)
         short = f"@{self.checkpoint_sha256[:12]}" if self.checkpoint_sha256 else ""
@@ -146,15 +209,17 @@ class Diagnoser:
 
     def describe(self) -> dict[str, Any]:
         """Returns: what `GET /api/model` answers (the predictor's description, the model
-        id, CAM and upload settings, evaluation metrics or None)."""
+        id, the backend, CAM and upload settings, evaluation metrics or None)."""
         return {
             **self.predictor.describe(),
             # Only the file name: the server's folders are nobody's business.
             "source": Path(self.predictor.source).name,
             "id": self.model.id,
             "checkpoint_sha256": self.checkpoint_sha256,
-            "cam": self.settings.cam,
-            "cam_method": CAM_METHOD if self.settings.cam else None,
+            "backend": self.backend,
+            "cam": self.cam,
+            "cam_method": CAM_METHOD if self.cam else None,
+            "cam_unavailable": self.cam_unavailable,
             "max_upload_bytes": self.settings.max_upload_bytes,
             "max_image_pixels": self.settings.max_image_pixels,
             "accepted_suffixes": list(ACCEPTED_SUFFIXES),
@@ -204,13 +269,16 @@ class Diagnoser:
 
         Args:
             uploads: field -> file, for the images given.
-            with_cam: also render the Grad-CAM overlay of each image used.
+            with_cam: also render the Grad-CAM overlay of each image used (ignored where
+                the server makes none: `cam_unavailable`).
             metadata: metadata field -> value, for the fields sent (a model that uses
                 metadata; blank or absent = missing).
 
         Returns:
             `Prediction.to_dict()` plus `cams`: modality -> PNG data URL, or None (not
-            asked for, or the model cannot make them, e.g. at too small an input size).
+            asked for, or none made); when heatmaps were asked for but none made, also
+            `cam_unavailable`: why (turned off, an ONNX model, or the model cannot make
+            them, e.g. at too small an input size).
 
         Raises:
             ApiError: 422 an image the model needs is missing, an image is unreadable,
@@ -226,8 +294,9 @@ class Diagnoser:
             raise ApiError(422, message, missing) from None
         images = {m: self.decode(uploads[m]) if m in uploads else None for m in MODALITIES}
         explanation = None
+        why = self.cam_unavailable if with_cam else None
         with self._lock:
-            if with_cam:
+            if with_cam and self.cam:
                 try:
                     explanation = self.predictor.explain(
                         *images.values(), method=CAM_METHOD, metadata=metadata
@@ -235,6 +304,7 @@ class Diagnoser:
                 except UserError as err:
                     # E.g. inputs too small for the target layer: answer without heatmaps.
                     logger.warning("no Grad-CAM for this request: %s", err)
+                    why = f"No heatmaps for this request: {err}"
             if explanation is not None:
                 prediction = explanation.prediction
             else:
@@ -245,4 +315,5 @@ class Diagnoser:
                 m: png_data_url(overlay, self.settings.cam_max_side)
                 for m, overlay in explanation.overlays().items()
             }
-        return {**prediction.to_dict(), "cams": cams}
+        out = {**prediction.to_dict(), "cams": cams}
+        return out if why is None else {**out, "cam_unavailable": why}

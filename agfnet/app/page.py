@@ -34,6 +34,10 @@ PAGE_HEADERS = {
 _DROPS = "<!-- drop zones: drop-zone.html once per modality (agfnet/app/page.py) -->\n"
 _TAGLINE = "<!-- tagline: the two images' names (agfnet/app/page.py) -->"
 _METADATA = "<!-- metadata: a field per metadata field of the model (agfnet/app/page.py) -->\n"
+_CAM_NOTICE = (
+    "<!-- cam notice: why there are no heatmaps, when the server makes none "
+    "(agfnet/app/page.py) -->\n"
+)
 
 
 def metadata_fieldset(fields: Sequence[Mapping[str, Any]]) -> str:
@@ -80,15 +84,19 @@ def metadata_fieldset(fields: Sequence[Mapping[str, Any]]) -> str:
 
 
 def render_page(
-    names: Mapping[str, str] | None = None, metadata: Sequence[Mapping[str, Any]] = ()
+    names: Mapping[str, str] | None = None,
+    metadata: Sequence[Mapping[str, Any]] = (),
+    cam_unavailable: str | None = None,
 ) -> str:
-    """The page: index.html with one drop zone (static/drop-zone.html) per modality, and
-    the model's metadata fields (`metadata_fieldset`).
+    """The page: index.html with one drop zone (static/drop-zone.html) per modality, the
+    model's metadata fields (`metadata_fieldset`), and why there are no heatmaps.
 
     Args:
         names: modality -> how the page names its image (the model's
             `modality_names`); None for the defaults (`TITLES`).
         metadata: the model's metadata fields; none by default.
+        cam_unavailable: why the server makes no heatmaps (e.g. an ONNX model), shown
+            where they would be; None when it makes them.
 
     Returns:
         The HTML text.
@@ -100,4 +108,10 @@ def render_page(
     first, *others = (titles[m] for m in MODALITIES)
     tagline = " + ".join([first, *map(in_sentence, others)])
     page = page.replace(_DROPS, drops).replace(_TAGLINE, html.escape(tagline))
-    return page.replace(_METADATA, metadata_fieldset(metadata))
+    notice = (
+        ""
+        if cam_unavailable is None
+        else f'      <p class="cam-unavailable" id="cam-unavailable" role="note">'
+        f"{html.escape(cam_unavailable)}</p>\n"
+    )
+    return page.replace(_METADATA, metadata_fieldset(metadata)).replace(_CAM_NOTICE, notice)

@@ -60,7 +60,9 @@ class PredictionOut(BaseModel):
     `tasks` comes only from a model with task heads, `seven_point_score` and
     `checklist_melanoma` only when they are the seven criteria, `metadata_missing` and
     `metadata_unknown` only from a model that uses metadata (the route leaves out what
-    the model does not have, so other models answer as before).
+    the model does not have, so other models answer as before). `cam_unavailable` says
+    why `cams` is null when heatmaps were asked for but none made (`--no-cam`, an ONNX
+    model, inputs too small for Grad-CAM); absent otherwise.
     """
 
     probabilities: dict[str, float]
@@ -71,6 +73,7 @@ class PredictionOut(BaseModel):
     request_id: str
     cams: dict[str, str] | None
     disclaimer: str
+    cam_unavailable: str | None = None
     tasks: dict[str, TaskOut] | None = None
     seven_point_score: int | None = None
     checklist_melanoma: bool | None = None
@@ -87,11 +90,14 @@ class ErrorOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    """Liveness: the process is up and its model loaded."""
+    """Liveness: the process is up and its model loaded; `backend` is what runs it ("torch"
+    or "onnxruntime"), `precision` "fp32" or "int8" (an int8 ONNX export)."""
 
     status: str
     model_loaded: bool
     model: str
+    backend: str
+    precision: str
 
 
 _REFUSALS = {

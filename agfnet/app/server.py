@@ -1,6 +1,7 @@
 """The web app: a FastAPI server around `agfnet.inference.Predictor`, and its one HTML page.
 
-`create_app(checkpoint_or_predictor, settings)` builds it; `agfnet serve` runs it with
+`create_app(checkpoint_or_predictor, settings)` builds it, on a PyTorch checkpoint or on
+an ONNX export (`OnnxPredictor`, ONNX Runtime, no heatmaps); `agfnet serve` runs it with
 uvicorn. The app makes no prediction of its own: it reads the uploads into memory
 (`uploads`), checks their size and declared pixel count and decodes them with the
 inference layer's reader (`images`), and hands them to the `Predictor` under its lock
@@ -29,6 +30,7 @@ from agfnet.app.diagnoser import (
     ACCEPTED_SUFFIXES,
     CAM_METHOD,
     Diagnoser,
+    backend_of,
     file_sha256,
     find_evaluation,
     model_lock,
@@ -51,7 +53,8 @@ from agfnet.app.settings import AppSettings
 from agfnet.app.uploads import ApiError, read_form
 from agfnet.constants import MODALITIES
 from agfnet.errors import UserError
-from agfnet.inference import Predictor
+from agfnet.inference import OnnxPredictor, Predictor
+from agfnet.inference.base import PredictorBase
 
 # The names this module held before the app was split; they stay importable from here.
 __all__ = [
@@ -66,9 +69,11 @@ __all__ = [
     "PredictionOut",
     "UncertaintyOut",
     "app_from_env",
+    "backend_of",
     "create_app",
     "file_sha256",
     "find_evaluation",
+    "load_predictor",
     "model_lock",
     "png_data_url",
 ]
@@ -79,35 +84,75 @@ logger = logging.getLogger("agfnet.app")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
+def load_predictor(
+    checkpoint: str | os.PathLike | None = None,
+    onnx: str | os.PathLike | None = None,
+    device: str | None = None,
+) -> PredictorBase:
+    """The model of `agfnet serve`: a checkpoint's `Predictor`, or an ONNX file's
+    `OnnxPredictor` (ONNX Runtime on the CPU).
+
+    Args:
+        checkpoint: a best.ckpt of `agfnet train`.
+        onnx: an ONNX file of `agfnet export` (fp32 or int8).
+        device: for the checkpoint: "cpu", "cuda", ... (None: the GPU when there is one);
+            with `onnx` only None or "cpu".
+
+    Returns:
+        The predictor.
+
+    Raises:
+        UserError: both or neither file given, a GPU asked for with `onnx`, or a file
+            that cannot be loaded (the message says why).
+    """
+    if (checkpoint is None) == (onnx is None):
+        raise UserError(
+            "give exactly one of --checkpoint CKPT (a PyTorch checkpoint of `agfnet train`) "
+            "or --onnx MODEL.onnx (an export of `agfnet export`); "
+            + ("both were given" if checkpoint is not None else "neither was given")
+        )
+    if onnx is None:
+        return Predictor.from_checkpoint(checkpoint, device=device)
+    if device not in (None, "", "cpu"):
+        raise UserError(
+            f"--device {device}: --onnx runs on ONNX Runtime's CPU provider only; drop "
+            "--device, or serve the checkpoint (--checkpoint) on the GPU"
+        )
+    return OnnxPredictor.from_file(onnx)
+
+
 def create_app(
-    predictor: Predictor | str | os.PathLike, settings: AppSettings | None = None
+    predictor: PredictorBase | str | os.PathLike, settings: AppSettings | None = None
 ) -> FastAPI:
     """Build the web app around a model.
 
     Example:
         app = create_app("runs/t/checkpoints/best.ckpt", AppSettings(cam=False))
+        app = create_app("model-int8.onnx")  # ONNX Runtime, no heatmaps
         uvicorn.run(app, host="127.0.0.1", port=8000)
 
     Args:
-        predictor: a loaded `Predictor`, or the checkpoint to load one from (on the GPU
-            when there is one).
+        predictor: a loaded `Predictor` or `OnnxPredictor`, or the file to load one from:
+            a checkpoint (on the GPU when there is one), or a `.onnx` file of `agfnet
+            export` (ONNX Runtime on the CPU, without heatmaps).
         settings: limits and options; None uses the defaults.
 
     Returns:
         The FastAPI application.
 
     Raises:
-        UserError: the checkpoint cannot be loaded (the message says why).
+        UserError: the file cannot be loaded (the message says why).
     """
     settings = settings or AppSettings()
-    if not isinstance(predictor, Predictor):
-        predictor = Predictor.from_checkpoint(predictor)
+    if not isinstance(predictor, PredictorBase):
+        onnx = str(predictor).lower().endswith(".onnx")
+        predictor = load_predictor(None if onnx else predictor, predictor if onnx else None)
     diagnoser = Diagnoser(predictor, settings)
     limiter = anyio.CapacityLimiter(settings.max_concurrency)
     names = predictor.modality_names
     metadata_fields = predictor.describe().get("metadata", [])
     text_fields = [f["name"] for f in metadata_fields]
-    page = render_page(names, metadata_fields)
+    page = render_page(names, metadata_fields, diagnoser.cam_unavailable)
     pair = " + ".join(names[m] for m in MODALITIES)
 
     app = FastAPI(
@@ -117,7 +162,7 @@ def create_app(
             f"{' and '.join(f'`{m}`' for m in MODALITIES)}), by {diagnoser.model.id}. "
             f"{DISCLAIMER}"
         ),
-        version=str(predictor.info.version or "unknown"),
+        version=_version(predictor),
     )
     app.state.diagnoser = diagnoser
     app.state.settings = settings
@@ -147,7 +192,11 @@ def create_app(
     )
     async def predict(
         request: Request,
-        cam: bool = Query(True, description="return Grad-CAM overlays (if the server has them on)"),
+        cam: bool = Query(
+            True,
+            description="return Grad-CAM overlays (if the server makes them: not with --no-cam, "
+            "nor for an ONNX model)",
+        ),
     ) -> dict[str, Any]:
         """Send the images as multipart/form-data fields `clinical` and `ultrasound`, and
         the metadata the model uses (`GET /api/model` lists it) as text fields named as
@@ -156,10 +205,12 @@ def create_app(
         The answer holds the class probabilities (calibrated), the predicted class, its
         uncertainty, which images the model used, the model id, a request id, and (unless
         turned off) a Grad-CAM overlay of each image for the predicted class, as PNG
-        data URLs; from a model with task heads also `tasks` (each criterion's class and
-        probabilities) and, for the seven criteria, `seven_point_score` and
-        `checklist_melanoma`; from a model with metadata `metadata_missing` and
-        `metadata_unknown`. Research software, not a medical device.
+        data URLs; `cams` is null with `cam=false`, and with `cam_unavailable` saying why
+        when the server makes none (`--no-cam`, an ONNX model, inputs too small); from a
+        model with task heads also `tasks` (each criterion's class and probabilities) and,
+        for the seven criteria, `seven_point_score` and `checklist_melanoma`; from a model
+        with metadata `metadata_missing` and `metadata_unknown`. Research software, not a
+        medical device.
         """
         rid = request.state.request_id
         uploads, metadata = await read_form(
@@ -173,7 +224,7 @@ def create_app(
             result = await anyio.to_thread.run_sync(
                 diagnoser.diagnose,
                 uploads,
-                cam and settings.cam,
+                cam,
                 metadata if text_fields else None,
                 limiter=limiter,
             )
@@ -200,11 +251,17 @@ def create_app(
 
     @app.get("/api/health", response_model=HealthOut, summary="Liveness and model status")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model_loaded": True, "model": diagnoser.model.id}
+        return {
+            "status": "ok",
+            "model_loaded": True,
+            "model": diagnoser.model.id,
+            "backend": diagnoser.backend["runtime"],
+            "precision": diagnoser.backend["precision"],
+        }
 
     @app.get(
         "/api/model",
-        summary="The model: classes, input size, temperature, metrics, tasks, metadata fields",
+        summary="The model: classes, input size, temperature, backend, metrics, tasks, metadata",
     )
     async def model() -> dict[str, Any]:
         return diagnoser.describe()
@@ -233,20 +290,34 @@ def _add_request_ids(app: FastAPI) -> None:
         return JSONResponse(body.model_dump(), status_code=err.status)
 
 
+def _version(predictor: PredictorBase) -> str:
+    """The agfnet version that wrote the checkpoint or the ONNX file ("unknown" if unsaid)."""
+    info = predictor.info
+    version = info.get("agfnet_version") if isinstance(info, dict) else info.version
+    return str(version or "unknown")
+
+
 def app_from_env() -> FastAPI:
-    """The app of `AGFNET_CHECKPOINT` (and `AGFNET_DEVICE`), with `AppSettings.from_env()`.
+    """The app of `AGFNET_CHECKPOINT` (and `AGFNET_DEVICE`) or of `AGFNET_ONNX`, with
+    `AppSettings.from_env()`.
 
     For servers that import the app themselves, one model per worker process:
-    `AGFNET_CHECKPOINT=best.ckpt uvicorn --factory agfnet.app.server:app_from_env --workers 2`.
+    `AGFNET_CHECKPOINT=best.ckpt uvicorn --factory agfnet.app.server:app_from_env --workers 2`
+    (or `AGFNET_ONNX=model.onnx ...`).
 
     Returns:
         The FastAPI application.
 
     Raises:
-        UserError: AGFNET_CHECKPOINT unset, or the checkpoint cannot be loaded.
+        UserError: neither or both of AGFNET_CHECKPOINT / AGFNET_ONNX set, or the file
+            cannot be loaded.
     """
-    checkpoint = os.environ.get("AGFNET_CHECKPOINT")
-    if not checkpoint:
-        raise UserError("set AGFNET_CHECKPOINT to the checkpoint to serve (a best.ckpt)")
+    checkpoint = os.environ.get("AGFNET_CHECKPOINT") or None
+    onnx = os.environ.get("AGFNET_ONNX") or None
+    if (checkpoint is None) == (onnx is None):
+        raise UserError(
+            "set exactly one of AGFNET_CHECKPOINT (the checkpoint to serve, a best.ckpt) or "
+            "AGFNET_ONNX (an ONNX file of `agfnet export`)"
+        )
     device = os.environ.get("AGFNET_DEVICE") or None
-    return create_app(Predictor.from_checkpoint(checkpoint, device=device), AppSettings.from_env())
+    return create_app(load_predictor(checkpoint, onnx, device), AppSettings.from_env())

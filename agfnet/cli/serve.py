@@ -1,4 +1,5 @@
-"""`agfnet serve`: the web app and its JSON API for a trained model, run with uvicorn."""
+"""`agfnet serve`: the web app and its JSON API for a trained model (a PyTorch checkpoint, or
+an ONNX export on ONNX Runtime), run with uvicorn."""
 
 from __future__ import annotations
 
@@ -25,7 +26,15 @@ def _log_config() -> dict:
 
 
 def serve(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="best.ckpt of `agfnet train`."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="best.ckpt of `agfnet train` (PyTorch; heatmaps)."
+    ),
+    onnx: Path | None = typer.Option(
+        None,
+        "--onnx",
+        help="An ONNX file of `agfnet export` (fp32 or int8), run with ONNX Runtime on the "
+        "CPU, without heatmaps; instead of --checkpoint.",
+    ),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."
     ),
@@ -43,12 +52,14 @@ def serve(
         "--keep-uploads",
         help="Keep every upload and its result in DIR/<time>_<request id>/ (default: none).",
     ),
-    cam: bool = typer.Option(True, "--cam/--no-cam", help="Return Grad-CAM heatmaps."),
+    cam: bool = typer.Option(
+        True, "--cam/--no-cam", help="Return Grad-CAM heatmaps (--checkpoint only)."
+    ),
     workers: int = typer.Option(
         1, "--workers", help="Worker processes, each with its own copy of the model."
     ),
     device: str | None = typer.Option(
-        None, "--device", help="cpu, cuda, cuda:1 (default: GPU if present)."
+        None, "--device", help="cpu, cuda, cuda:1 (default: GPU if present; --onnx: cpu)."
     ),
     cors_origin: list[str] = typer.Option(
         [],
@@ -67,7 +78,9 @@ def serve(
         help="Proxy addresses whose X-Forwarded-* headers are trusted (default 127.0.0.1).",
     ),
 ) -> None:
-    """Serve the web page and the JSON API (POST /api/predict) for one checkpoint.
+    """Serve the web page and the JSON API (POST /api/predict) for one model: a checkpoint
+    (--checkpoint), or an ONNX export (--onnx, fp32 or int8, ONNX Runtime on the CPU, no
+    heatmaps).
 
     Open http://HOST:PORT/ in a browser; the API is documented at /docs. Research
     software, not a medical device. Put a reverse proxy with TLS in front of it before
@@ -77,10 +90,11 @@ def serve(
     """
     import uvicorn
 
-    from agfnet.app.server import create_app
+    from agfnet.app.server import create_app, load_predictor
     from agfnet.app.settings import AppSettings
-    from agfnet.inference import Predictor
 
+    if (checkpoint is None) == (onnx is None):
+        load_predictor(checkpoint, onnx)  # refuses, naming both options
     if workers < 1:
         raise UserError(f"--workers {workers}: give 1 or more")
     if max_upload_mb <= 0 or max_image_pixels <= 0 or max_concurrency < 1:
@@ -98,10 +112,12 @@ def serve(
         cors_origins=tuple(cors_origin),
         max_concurrency=max_concurrency,
     )
-    # Load once here, so a bad checkpoint is reported before any worker starts.
-    predictor = Predictor.from_checkpoint(checkpoint, device=device)
+    # Load once here, so a bad file is reported before any worker starts.
+    predictor = load_predictor(checkpoint, onnx, device)
     app = create_app(predictor, settings)
-    model_id = app.state.diagnoser.model.id
+    diagnoser = app.state.diagnoser
+    backend = diagnoser.backend
+    runtime = "ONNX Runtime, CPU" if backend["runtime"] == "onnxruntime" else backend["device"]
     options = {
         "host": host,
         "port": port,
@@ -110,9 +126,12 @@ def serve(
         "log_config": _log_config(),
     }
     typer.echo(
-        f"Serving {model_id} ({checkpoint}) at http://{host}:{port}{root_path}/ "
+        f"Serving {diagnoser.model.id} ({checkpoint or onnx}; {runtime}, "
+        f"{backend['precision']}) at http://{host}:{port}{root_path}/ "
         f"(API documentation: /docs). Research software, not a medical device."
     )
+    if onnx is not None and cam:
+        typer.echo(f"note: {diagnoser.cam_unavailable}", err=True)
     if host not in _LOOPBACK:
         typer.echo(
             f"warning: {host} is reachable from the network, without TLS or login: put a "
@@ -125,6 +144,7 @@ def serve(
     # Worker processes import the app themselves and read its settings from the environment.
     del app, predictor
     os.environ.update(settings.to_env())
-    os.environ["AGFNET_CHECKPOINT"] = str(checkpoint.resolve())
+    os.environ["AGFNET_CHECKPOINT"] = "" if checkpoint is None else str(checkpoint.resolve())
+    os.environ["AGFNET_ONNX"] = "" if onnx is None else str(onnx.resolve())
     os.environ["AGFNET_DEVICE"] = device or ""
     uvicorn.run("agfnet.app.server:app_from_env", factory=True, workers=workers, **options)

@@ -183,3 +183,46 @@ def live_url(predictor: Any) -> Iterator[str]:
 
     with live_server(create_app(predictor, AppSettings())) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def onnx_file(fusion_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`agfnet export` of `fusion_ckpt` (fp32, 64 px): the app's one export (seconds)."""
+    from typer.testing import CliRunner
+
+    from agfnet.cli.app import app
+
+    out = tmp_path_factory.mktemp("app_onnx") / "model.onnx"
+    args = ["export", "--checkpoint", str(fusion_ckpt), "--format", "onnx", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def int8_file(onnx_file: Path, pairs: list[tuple[Path, Path]]) -> Path:
+    """`onnx_file` quantised to static QDQ int8, calibrated on the 10 `pairs` (as `agfnet
+    export --quantize int8 --data` does, without exporting the checkpoint again)."""
+    import torch
+
+    from agfnet.inference import OnnxPredictor
+    from agfnet.inference.quantize import quantize_onnx
+
+    predictor = OnnxPredictor.from_file(onnx_file)
+    clinical, ultrasound, _ = zip(*(predictor.preprocess(*p) for p in pairs), strict=True)
+    feeds = [
+        {"clinical": torch.stack(clinical).numpy(), "ultrasound": torch.stack(ultrasound).numpy()}
+    ]
+    out = onnx_file.with_name("model-int8.onnx")
+    quantize_onnx(onnx_file, out, feeds)
+    return out
+
+
+@pytest.fixture(scope="session")
+def onnx_live_url(onnx_file: Path) -> Iterator[str]:
+    """Base URL of the app on `onnx_file` (ONNX Runtime, no heatmaps) served by uvicorn."""
+    from agfnet.app import AppSettings, create_app
+    from agfnet.inference import OnnxPredictor
+
+    with live_server(create_app(OnnxPredictor.from_file(onnx_file), AppSettings())) as url:
+        yield url

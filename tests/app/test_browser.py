@@ -150,3 +150,33 @@ def test_the_page_is_keyboard_usable(page: Any, pairs: list) -> None:
     for field in ("clinical", "ultrasound"):
         label = page.locator(f"label[for='{field}']")
         assert label.count() == 1 and label.inner_text().strip()
+
+
+def test_an_onnx_model_shows_no_heatmaps_and_says_why(
+    browser: Any, onnx_live_url: str, onnx_file: Path, pairs: list, artifacts: Path
+) -> None:
+    from agfnet.inference import OnnxPredictor
+
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.goto(onnx_live_url + "/")
+    page.wait_for_selector("#model-line code")
+    assert "ONNX Runtime fp32" in page.inner_text("#model-line")
+    page.set_input_files("#clinical", str(pairs[0][0]))
+    page.set_input_files("#ultrasound", str(pairs[0][1]))
+    page.click("#diagnose")
+    page.wait_for_selector("#result", state="visible", timeout=60_000)
+    expected = OnnxPredictor.from_file(onnx_file).predict(*pairs[0])
+    assert page.inner_text("#prediction") == expected.prediction
+    notice = page.locator("#cam-unavailable")
+    assert notice.is_visible()
+    assert "Heatmaps are unavailable for an ONNX model" in notice.inner_text()
+    assert not page.locator("#cam-note").is_visible()
+    assert not page.locator("#cam-legend").is_visible()
+    assert page.locator("#cams img.cam-image").count() == 0
+    assert page.locator("#cams img.input-image").count() == 2  # the uploads still shown
+    page.click("#about summary")
+    about = page.inner_text("#about-list")
+    assert "ONNX Runtime, fp32, CPU" in about and "unavailable for an ONNX model" in about
+    page.screenshot(path=str(artifacts / "webapp-onnx.png"), full_page=True)
+    context.close()

@@ -1,4 +1,5 @@
-"""`agfnet serve` (uvicorn replaced by a recorder) and the settings it hands the app."""
+"""`agfnet serve` (uvicorn replaced by a recorder) and the settings it hands the app, for a
+checkpoint and for an ONNX export (`--onnx`)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,10 @@ def test_serve_with_workers_hands_the_settings_to_each_worker(
         (["--checkpoint", "missing.ckpt"], "does not exist"),
         (["--checkpoint", "x.ckpt", "--workers", "0"], "--workers 0"),
         (["--checkpoint", "x.ckpt", "--max-upload-mb", "0"], "must be positive"),
+        (["--checkpoint", "x.ckpt", "--onnx", "x.onnx"], "both were given"),
+        ([], "neither was given"),
+        (["--onnx", "missing.onnx"], "does not exist"),
+        (["--onnx", "x.onnx", "--device", "cuda"], "CPU provider only"),
     ],
 )
 def test_serve_reports_mistakes_without_a_traceback(
@@ -82,7 +87,54 @@ def test_serve_reports_mistakes_without_a_traceback(
     result = CliRunner().invoke(cli, ["serve", *args])
     assert result.exit_code == 2
     assert phrase in result.output and "Traceback" not in result.output
+    if "given" in phrase:  # both or neither: the message names both options
+        assert "--checkpoint" in result.output and "--onnx" in result.output
     assert uvicorn_calls == []
+
+
+def test_serve_with_onnx_runs_the_export_on_onnxruntime(
+    onnx_file: Path, uvicorn_calls: list
+) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--onnx", str(onnx_file), "--port", "8766"])
+    assert result.exit_code == 0, result.output
+    assert "ONNX Runtime, CPU, fp32" in result.stdout and "not a medical device" in result.stdout
+    assert "Heatmaps are unavailable for an ONNX model" in result.stderr
+    [(app, options)] = uvicorn_calls
+    assert options["port"] == 8766
+    diagnoser = app.state.diagnoser
+    assert diagnoser.backend["runtime"] == "onnxruntime" and diagnoser.cam is False
+    assert diagnoser.predictor.source == str(onnx_file)
+
+
+def test_serve_with_onnx_and_workers_hands_the_file_to_each_worker(
+    onnx_file: Path, uvicorn_calls: list
+) -> None:
+    from agfnet.app.server import app_from_env
+
+    result = CliRunner().invoke(cli, ["serve", "--onnx", str(onnx_file), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    [(target, options)] = uvicorn_calls
+    assert target == "agfnet.app.server:app_from_env" and options["workers"] == 2
+    assert os.environ["AGFNET_CHECKPOINT"] == ""
+    worker_app = app_from_env()
+    assert worker_app.state.diagnoser.backend["runtime"] == "onnxruntime"
+    assert worker_app.state.diagnoser.model.id.startswith("agfnet_tiny@")
+
+
+def test_a_worker_needs_exactly_one_model_in_the_environment(
+    fusion_ckpt: Path, onnx_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agfnet.app.server import app_from_env
+    from agfnet.errors import UserError
+
+    monkeypatch.setenv("AGFNET_CHECKPOINT", str(fusion_ckpt))
+    monkeypatch.setenv("AGFNET_ONNX", str(onnx_file))
+    with pytest.raises(UserError, match=r"exactly one of AGFNET_CHECKPOINT .* or AGFNET_ONNX"):
+        app_from_env()
+    monkeypatch.delenv("AGFNET_CHECKPOINT")
+    monkeypatch.delenv("AGFNET_ONNX")
+    with pytest.raises(UserError, match="exactly one of AGFNET_CHECKPOINT"):
+        app_from_env()
 
 
 def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@
   };
 
   const $ = (id) => document.getElementById(id);
+  const isOnnx = () => Boolean(model.backend && model.backend.runtime === "onnxruntime");
   const form = $("form");
   const button = $("diagnose");
   const statusLine = $("status");
@@ -218,6 +219,8 @@
     const box = $("cams");
     box.replaceChildren();
     const haveCams = body.cams && Object.keys(body.cams).length > 0;
+    // Why the server makes no heatmaps (e.g. an ONNX model), rendered into the page.
+    const serverNotice = $("cam-unavailable");
     $("cam-note").hidden = !haveCams;
     $("cam-legend").hidden = !haveCams;
     for (const field of FIELDS) {
@@ -232,10 +235,11 @@
       }
       box.append(imageCard(field, TITLES[field], body.cams));
     }
-    if (!haveCams) {
+    if (!haveCams && !serverNotice) {
       const note = document.createElement("p");
       note.className = "cam-missing";
-      note.textContent = "No heatmaps with this result (turned off on this server, or not available for this model).";
+      note.textContent = body.cam_unavailable ||
+        "No heatmaps with this result (turned off on this server, or not available for this model).";
       box.prepend(note);
     }
   }
@@ -430,7 +434,17 @@
     list.append(dt, dd);
   }
 
+  // What runs the model: "PyTorch (cpu)", "ONNX Runtime, int8 (static QDQ), CPU".
+  function describeBackend(backend) {
+    if (!backend) return null;
+    if (backend.runtime !== "onnxruntime") return `PyTorch (${backend.device}), ${backend.precision}`;
+    const q = backend.quantization;
+    const how = q ? ` (${q.method}${q.format ? " " + q.format : ""})` : "";
+    return `ONNX Runtime, ${backend.precision}${how}, CPU`;
+  }
+
   function describeEvaluation(ev) {
+    if (!ev && isOnnx()) return "none stored in an ONNX file (its export check is in the .onnx.json beside it)";
     if (!ev) return "none stored with this checkpoint";
     const calibrated = ev.calibrated || {};
     const parts = [];
@@ -462,7 +476,8 @@
     line.append(
       "Model ",
       code,
-      ` \u00b7 ${model.classes.length} classes \u00b7 ${model.img_size} px`,
+      ` \u00b7 ${model.classes.length} classes \u00b7 ${model.img_size} px` +
+        (isOnnx() ? ` \u00b7 ONNX Runtime ${model.backend.precision}` : ""),
     );
     for (const field of FIELDS) {
       const needs = model.supports_missing ? "optional" : "required";
@@ -479,7 +494,8 @@
     aboutRow(list, "Missing image", model.supports_missing
       ? "accepted (trained with modality dropout)"
       : "not accepted: both images are needed");
-    aboutRow(list, "Heatmaps", model.cam ? `on (${model.cam_method})` : "off");
+    aboutRow(list, "Runtime", describeBackend(model.backend));
+    aboutRow(list, "Heatmaps", model.cam ? `on (${model.cam_method})` : (model.cam_unavailable || "off"));
     if (model.tasks) {
       aboutRow(list, "Criteria", Object.entries(model.tasks)
         .map(([name, classes]) => `${name} (${classes.join(", ")})`).join("; "));
@@ -489,7 +505,7 @@
       aboutRow(list, "Metadata", model.metadata.map((f) => `${f.name} (${f.kind})`).join(", "));
     }
     aboutRow(list, "Evaluation", describeEvaluation(model.evaluation));
-    aboutRow(list, "Checkpoint", `${model.source} \u00b7 SHA-256 ${model.checkpoint_sha256 || "unknown"}`);
+    aboutRow(list, isOnnx() ? "ONNX file" : "Checkpoint", `${model.source} \u00b7 SHA-256 ${model.checkpoint_sha256 || "unknown"}`);
   }
 
   // A file dropped outside a drop zone would make the browser leave the page.
