@@ -63,6 +63,7 @@ TARGETS: dict[str, Target] = {
     "int8_speedup": Target(">=", 2.0),
     "int8_speedup_batch8": Target(">=", 2.0),
     "loader_supply_ratio": Target(">=", 2.0),
+    "lite_loader_supply_ratio": Target(">=", 2.0),
     "flops_efficiency_ratio": Target(">=", 0.8),
     "help_seconds": Target("<", 0.5),
 }
@@ -136,6 +137,14 @@ DEFINITIONS: dict[str, str] = {
         "pairs/s delivered by the training DataLoader of the preset (its batch size and "
         "num_workers, training augmentation), iterated alone, over the pairs/s one agfnet "
         "training step consumes (batch / median step time of train_overhead)"
+    ),
+    "lite_loader_supply_ratio": (
+        "pairs/s delivered by the training DataLoader of the lite preset (its num_workers and "
+        "augmentation, at the side and batch of lite_train_pairs_per_s: 160 px, batch 16; "
+        "--quick: 64 px, batch 4) on pairs of 768x512 JPEG photographs (quality 90), decoded "
+        "at a reduced DCT scale where the transform allows it, iterated alone, over "
+        "lite_train_pairs_per_s of the same run; details.lite_loader.full_decode gives the "
+        "same loader decoding at full size, timed in interleaved epochs"
     ),
     "flops_efficiency_ratio": (
         "median over rounds of [F(agfnet) / T_train(agfnet)_r] / [F(bare) / T_train(bare)_r], "
@@ -219,6 +228,7 @@ def _headlines(details: dict[str, Any]) -> dict[str, float]:
         "lite_train_pairs_per_s": details["training"]["lite"]["pairs_per_s"]["median"],
         "tiny_train_pairs_per_s": details["training"]["tiny"]["pairs_per_s"]["median"],
         "loader_supply_ratio": details["loader"]["supply_ratio"],
+        "lite_loader_supply_ratio": details["lite_loader"]["supply_ratio"],
         "flops_efficiency_ratio": details["flops"]["efficiency_ratio"]["median"],
         "help_seconds": details["help"]["seconds"]["median"],
         **_gpu_headlines(details),
@@ -244,7 +254,7 @@ def _steps(
     from agfnet.benchmark.flops import measure_flops
     from agfnet.benchmark.gpu import measure_gpu, measure_gpu_compiled
     from agfnet.benchmark.help_time import measure_help
-    from agfnet.benchmark.loader import measure_loader
+    from agfnet.benchmark.loader import measure_loader, measure_photo_loader
     from agfnet.benchmark.memory import measure_memory_scaling
     from agfnet.benchmark.overhead import measure_overhead
     from agfnet.benchmark.throughput import measure_throughput
@@ -255,6 +265,20 @@ def _steps(
     def consume(details: dict[str, Any]) -> float:
         # Pairs/s of an agfnet training step, from the overhead measurement of this run.
         return plan.train_batch / details["overhead"]["train_seconds"]["agfnet"]["median"]
+
+    def lite_loader(details: dict[str, Any], report: Reporter) -> dict[str, Any]:
+        # The loader at the lite training step's side and batch, over its pairs/s.
+        lite = details["training"]["lite"]
+        return measure_photo_loader(
+            device,
+            quick,
+            consume_pairs_per_s=lite["pairs_per_s"]["median"],
+            img_size=lite["img_size"],
+            batch_size=lite["batch"],
+            plan=plan,
+            workdir=workdir,
+            report=report,
+        )
 
     def step_samples(details: dict[str, Any]) -> dict[str, list[float]]:
         return {f: s["samples"] for f, s in details["overhead"]["train_seconds"].items()}
@@ -285,6 +309,7 @@ def _steps(
                 report=r,
             ),
         ),
+        ("lite_loader", lite_loader),
     ]
     if device.type == "cuda":
         steps.append(("gpu", lambda d, r: measure_gpu(device, quick, plan=plan, report=r)))

@@ -16,16 +16,22 @@ the transforms see one kind of input:
   MONOCHROME1 inverted; RGB and YBR_FULL / YBR_FULL_422 / YBR_RCT / YBR_ICT as RGB;
   PALETTE COLOR through its lookup table. Multi-frame files give frame `frame` (0 by
   default).
+
+A JPEG may be decoded at a reduced size (`read_image(..., fits=...)`): libjpeg scales the
+inverse DCT by 1/2, 1/4 or 1/8, so the smaller image costs less to decode and to resize.
+The caller states which sizes are still large enough (`PairedLesionDataset` derives that
+from its transform); no other format, and no other frame, is ever reduced.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from agfnet.errors import UserError
 
@@ -37,6 +43,15 @@ DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
 
 #: Suffixes (compared lower-case) of the formats documented as supported.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}) | DICOM_SUFFIXES
+
+#: Whether a decoded image of (width, height), as displayed (EXIF orientation applied), is
+#: large enough for what follows the reader.
+SizeCheck = Callable[[int, int], bool]
+
+#: DCT scale denominators libjpeg decodes at, smallest image first.
+_JPEG_SCALES = (8, 4, 2)
+#: EXIF orientations that turn the image by 90 degrees: width and height swap on display.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
 
 _HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -131,8 +146,29 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _read_pil(source: ImageSource, frame: int, fast: bool) -> Image.Image:
-    """Decode with PIL; `fast` (checking only) decodes JPEG at 1/8 scale, converts nothing."""
+def _draft_to_fit(im: Image.Image, fits: SizeCheck) -> None:
+    """Ask libjpeg for the smallest DCT-scaled size (1/8, 1/4, 1/2) that `fits`; else nothing.
+
+    A scale of 1/s gives ceil(W / s) x ceil(H / s) pixels. PIL's `draft` picks the largest s
+    with s <= min(W // w, H // h) for a requested (w, h); requesting (W // s, H // s) picks
+    exactly s.
+    """
+    width, height = im.size
+    turned = im.getexif().get(ExifTags.Base.Orientation) in _QUARTER_TURNS
+    for s in _JPEG_SCALES:
+        if width < s or height < s:
+            continue
+        decoded = (-(-width // s), -(-height // s))
+        if fits(*(decoded[::-1] if turned else decoded)):
+            im.draft(im.mode, (width // s, height // s))
+            return
+
+
+def _read_pil(
+    source: ImageSource, frame: int, fast: bool, fits: SizeCheck | None = None
+) -> Image.Image:
+    """Decode with PIL; `fast` (checking only) decodes JPEG at 1/8 scale, converts nothing;
+    `fits`: a frame-0 JPEG is decoded at the smallest DCT scale whose size passes it."""
     name = _name(source)
     try:
         with Image.open(source) as im:
@@ -149,6 +185,8 @@ def _read_pil(source: ImageSource, frame: int, fast: bool) -> Image.Image:
                 # DCT-domain downscaling: libjpeg still reads every scan (so truncation is
                 # caught) but skips most of the inverse transform.
                 im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+            elif fits is not None and im.format == "JPEG" and not frame:
+                _draft_to_fit(im, fits)
             im.load()
             # copy (exif_transpose copies too): the image outlives the closed file.
             return im.copy() if fast else to_rgb(ImageOps.exif_transpose(im))
@@ -274,16 +312,22 @@ def _read_dicom(source: ImageSource, frame: int) -> Image.Image:
     )
 
 
-def read_image(source: ImageSource, *, frame: int = 0) -> Image.Image:
+def read_image(
+    source: ImageSource, *, frame: int = 0, fits: SizeCheck | None = None
+) -> Image.Image:
     """Read one image file as an 8-bit RGB PIL image.
 
     Args:
         source: path (str or Path) or binary file object of a JPEG, PNG, TIFF, BMP or
             DICOM file. Suffixes are compared case-insensitively.
         frame: frame of a multi-frame file (DICOM cine loop, multi-page TIFF); 0 = first.
+        fits: for a JPEG (frame 0): decode at the smallest DCT scale, 1/8, 1/4 or 1/2,
+            whose (width, height) as displayed passes `fits`; at full size when none
+            does. None, and every other format: full size.
 
     Returns:
-        `PIL.Image.Image` in mode "RGB", size (W, H) of the stored image.
+        `PIL.Image.Image` in mode "RGB", size (W, H) of the stored image (of the reduced
+        image when `fits` let a JPEG be reduced).
 
     Raises:
         ImageReadError: the file is missing, unreadable, truncated, larger than
@@ -292,7 +336,7 @@ def read_image(source: ImageSource, *, frame: int = 0) -> Image.Image:
     """
     if is_dicom(source):
         return _read_dicom(source, frame)
-    return _read_pil(source, frame, fast=False)
+    return _read_pil(source, frame, fast=False, fits=fits)
 
 
 def check_image(source: ImageSource, *, frame: int = 0) -> None:

@@ -138,3 +138,20 @@ def test_markdown_summary_is_written_beside_the_json(quick_run) -> None:
     for section in ("Fusion overhead", "Memory scaling", "Inference throughput", "FLOPs"):
         assert f"## {section}" in md
     assert not list(out.parent.glob(".*tmp*")), "a temporary file was left behind"
+
+
+def test_lite_loader_supply_ratio_comes_from_the_jpeg_loader_and_the_lite_step(quick_run) -> None:
+    doc = quick_run[0]
+    ratio, loader = doc["lite_loader_supply_ratio"], doc["details"]["lite_loader"]
+    assert isinstance(ratio, float) and math.isfinite(ratio) and ratio > 0
+    assert doc["targets"]["lite_loader_supply_ratio"]["target"] == ">= 2"
+    # Measured on the 768x512 JPEG photographs, at the lite training step's side and batch.
+    assert loader["photos"]["size"] == [768, 512] and loader["photos"]["quality"] == 90
+    lite = doc["details"]["training"]["lite"]
+    assert (loader["img_size"], loader["batch_size"]) == (lite["img_size"], lite["batch"])
+    assert loader["consume_pairs_per_s"] == doc["lite_train_pairs_per_s"]
+    assert ratio == pytest.approx(loader["pairs_per_s"] / doc["lite_train_pairs_per_s"])
+    # The full-size decode was timed in the same step, over the same consumption.
+    full = loader["full_decode"]
+    assert full["pairs_per_s"] > 0 and full["consume_pairs_per_s"] == loader["consume_pairs_per_s"]
+    assert "Preset `lite` on 768x512 JPEG" in quick_run[1].with_suffix(".md").read_text()

@@ -3,6 +3,7 @@ targets and the command's refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -139,3 +140,39 @@ def test_flops_by_module_adds_up_to_the_model() -> None:
     assert sum(backbones) == pytest.approx(counts["AGFNet.encoders"])
     assert 0 < counts["AGFNet.encoders"] < counts["AGFNet"]
     assert list(counts.values()) == sorted(counts.values(), reverse=True)
+
+
+def test_photographs_are_768x512_jpegs_of_a_real_photographs_size(tmp_path) -> None:
+    from PIL import Image
+
+    from agfnet.benchmark.loader import write_photographs
+    from agfnet.data import read_manifest
+
+    manifest = read_manifest(write_photographs(tmp_path, 2))
+    assert len(manifest) == 2
+    for row in manifest.rows:
+        for path in (row.clinical, row.ultrasound):
+            with Image.open(path) as image:
+                assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (768, 512))
+            # Real 768x512 photographs at quality 90 hold some 60-150 kB; a flat or pure-noise
+            # image would be far smaller or larger and decode at another speed.
+            assert 50_000 < path.stat().st_size < 250_000
+    first, second = (np.asarray(Image.open(r.clinical)) for r in manifest.rows)
+    assert not np.array_equal(first, second)
+
+
+def test_photo_loader_times_the_default_and_the_full_decode_loader(tmp_path) -> None:
+    from agfnet.benchmark.common import make_plan
+    from agfnet.benchmark.loader import measure_photo_loader
+
+    plan = dataclasses.replace(make_plan(True, CPU), loader_batches=2, loader_epochs=2)
+    out = measure_photo_loader(
+        CPU, True, consume_pairs_per_s=4.0, img_size=32, batch_size=2, plan=plan, workdir=tmp_path
+    )
+    assert out["photos"]["size"] == [768, 512] and out["photos"]["quality"] == 90
+    assert out["pairs_per_epoch"] == out["full_decode"]["pairs_per_epoch"] == 4
+    for figures in (out, out["full_decode"]):
+        assert figures["supply_ratio"] == pytest.approx(figures["pairs_per_s"] / 4.0)
+        assert figures["epoch_pairs_per_s"]["n"] == 2
+    assert out["draft_speedup"]["n"] == 2 and out["draft_speedup"]["median"] > 0
+    assert not list(tmp_path.iterdir()), "the photographs were left behind"
