@@ -54,8 +54,9 @@ logger = logging.getLogger("agfnet.app")
 #: for the browser: the server decides by decoding the file, whatever its name.
 ACCEPTED_SUFFIXES = tuple(sorted(IMAGE_SUFFIXES))
 
-#: The Grad-CAM method of the overlays.
-CAM_METHOD = "gradcam"
+#: The CAM method of the overlays: `agfnet.explain.cam.DEFAULT_METHOD` (a test keeps them
+#: equal), written out so that importing the app does not import the CAM code.
+CAM_METHOD = "layercam"
 
 
 def file_sha256(path: str | os.PathLike) -> str | None:

@@ -25,7 +25,9 @@ def analyze(
     n_explain: int = typer.Option(
         100, "--n-explain", min=1, help="Held-out rows explained per fold (focus measures)."
     ),
-    method: str = typer.Option("gradcam", "--method", help="gradcam, gradcam++ or layercam."),
+    method: str = typer.Option(
+        "layercam", "--method", help="layercam (default), gradcam or gradcam++."
+    ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the corruptions."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Rows per forward pass."),
     device: str | None = typer.Option(

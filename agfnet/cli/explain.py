@@ -31,7 +31,9 @@ def explain(
     data: Path = typer.Option(..., "--data", help="Manifest CSV (labels optional)."),
     out: Path = typer.Option(..., "--out", help="Folder to write the explanations to."),
     n: int = typer.Option(16, "--n", help="Number of rows to explain (first of the split)."),
-    method: str = typer.Option("gradcam", "--method", help="gradcam, gradcam++ or layercam."),
+    method: str = typer.Option(
+        "layercam", "--method", help="layercam (default), gradcam or gradcam++."
+    ),
     split: str = typer.Option(
         "test",
         "--split",
@@ -43,7 +45,8 @@ def explain(
     layer: list[str] = typer.Option(
         [],
         "--layer",
-        help="Target layer MODALITY=DOTTED.NAME (repeatable); default: each encoder's last stage.",
+        help="Target layer MODALITY=DOTTED.NAME (repeatable); default: each encoder's stride-8 "
+        "and stride-16 stages.",
     ),
     batch_size: int = typer.Option(8, "--batch-size", help="Rows explained per pass."),
     device: str | None = typer.Option(

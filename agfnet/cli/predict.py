@@ -188,7 +188,7 @@ def predict(
     cam: Path | None = typer.Option(
         None,
         "--cam",
-        help="Write Grad-CAM overlays of the predicted class (<modality>_cam.png) and "
+        help="Write Layer-CAM overlays of the predicted class (<modality>_cam.png) and "
         "explanation.json to this folder (--checkpoint and a pair only).",
     ),
     metadata: list[str] | None = typer.Option(
@@ -212,7 +212,7 @@ def predict(
     a model trained with modality dropout (or the other image of a single-modality
     model). With --data, writes --out CSV (row, lesion_id, prediction, prob_<class>...,
     entropy, modalities).
-    With --cam DIR, also writes Grad-CAM overlays of the predicted class there. With
+    With --cam DIR, also writes Layer-CAM overlays of the predicted class there. With
     --mc N or --tta N, the probabilities are the mean of N passes and their spread
     (standard deviation, mutual information) is reported too. A model trained with task
     heads (data.tasks) also prints each criterion with its probabilities, and the

@@ -4,7 +4,7 @@
 `model(clinical, ultrasound) -> logits` into one: it takes the image of the modality
 being explained and holds the other modality fixed. Target layers are reached by dotted
 name (`model.get_submodule`), as MONAI's `class_activation_maps` does; the default is
-the last feature stage of the modality's encoder.
+Layer-CAM on the modality encoder's stride-8 and stride-16 stages (`default_layers`).
 
 Shared encoders: when both modalities go through one backbone, a hook on its last stage
 fires twice per forward pass, and `pytorch_grad_cam` would mix the two passes (it pairs
@@ -17,7 +17,6 @@ the backbone, so every target layer fires exactly once, which `explain_pair` che
 from __future__ import annotations
 
 import contextlib
-import difflib
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -26,16 +25,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from agfnet.errors import UserError
+from agfnet.explain.targets import (
+    DEFAULT_STRIDES,
+    MIN_MAP_SIDE,
+    default_layers,
+    layer_names,
+    map_sizes,
+    resolve_layer,
+)
 from agfnet.models.output import MODALITIES
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_STRIDES",
     "METHODS",
+    "MIN_MAP_SIDE",
     "ModalityView",
     "attention_maps",
     "default_layers",
     "explain_pair",
     "has_attention_maps",
     "layer_names",
+    "map_sizes",
     "resolve_layer",
 ]
 
@@ -45,6 +56,12 @@ METHODS: dict[str, str] = {
     "gradcam++": "GradCAMPlusPlus",
     "layercam": "LayerCAM",
 }
+
+#: The default method. Layer-CAM (Jiang et al., IEEE TIP 2021) weights every cell by its
+#: own positive gradient; Grad-CAM averages the gradient over the map, and in AGFNet, where
+#: LayerNorm makes the logit nearly blind to the scale of a whole map, those averages
+#: cancel (docs/commands/explain.md: "What was wrong").
+DEFAULT_METHOD = "layercam"
 
 
 def _other(modality: str) -> str:
@@ -110,69 +127,6 @@ class ModalityView(nn.Module):
         return out.logits
 
 
-def resolve_layer(model: nn.Module, name: str) -> nn.Module:
-    """The submodule of `model` at dotted path `name`.
-
-    Args:
-        model: any module.
-        name: dotted path, e.g. "encoders.backbones.clinical.layer4".
-
-    Returns:
-        The submodule.
-
-    Raises:
-        UserError: no such submodule; the message lists the closest names.
-    """
-    try:
-        return model.get_submodule(name)
-    except AttributeError:
-        names = [n for n, _ in model.named_modules() if n]
-        close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
-        hint = f" Closest names: {', '.join(close)}." if close else ""
-        raise UserError(
-            f"model has no layer {name!r}.{hint} Give a dotted name from "
-            "model.named_modules(), e.g. the last stage of an encoder."
-        ) from None
-
-
-def default_layers(model: nn.Module) -> dict[str, list[str]]:
-    """The default target layer of each modality the model encodes: its encoder's last
-    feature stage (the module timm's `feature_info` names for the deepest level).
-
-    Args:
-        model: an `agfnet.models` network (it has `encoders`).
-
-    Returns:
-        modality -> [dotted name]; a single-modality model has one entry. With a shared
-        encoder both modalities name the same module.
-
-    Raises:
-        UserError: the model has no `encoders` (pass `layers` explicitly).
-    """
-    encoders = getattr(model, "encoders", None)
-    if encoders is None:
-        raise UserError(
-            f"{type(model).__name__} has no `encoders`, so there is no default target layer: "
-            "pass layers={modality: [dotted name]}"
-        )
-    path = {id(module): name for name, module in model.named_modules()}
-    layers = {}
-    for m in encoders.modalities:
-        backbone = encoders.backbone(m)
-        stage = backbone.feature_info.module_name()[-1]
-        # timm's FeatureListNet flattens nested stages: "stages.3" becomes "stages_3".
-        for candidate in (stage, stage.replace(".", "_")):
-            with contextlib.suppress(AttributeError):
-                backbone.get_submodule(candidate)
-                layers[m] = [f"{path[id(backbone)]}.{candidate}"]
-                break
-        else:
-            raise UserError(
-                f"cannot find the last stage {stage!r} of the {m} encoder: pass layers="
-            )
-    return layers
-
-
 def _as_batch(x: torch.Tensor, name: str) -> torch.Tensor:
     if x.ndim == 3:
         return x.unsqueeze(0)
@@ -219,32 +173,6 @@ def _check_fires_once(
             )
 
 
-def layer_names(
-    model: nn.Module, layers: Mapping[str, str | Sequence[str]] | None = None
-) -> dict[str, list[str]]:
-    """The target layer names of each modality: `layers` checked, or the defaults.
-
-    Args:
-        model: an `agfnet.models` network.
-        layers: modality -> dotted name or names; None for `default_layers(model)`.
-
-    Returns:
-        modality -> list of dotted names.
-
-    Raises:
-        UserError: a key is not a modality, or a name is not a layer of the model.
-    """
-    if layers is None:
-        return default_layers(model)
-    unknown = set(layers) - set(MODALITIES)
-    if unknown:
-        raise UserError(f"layers keys must be modalities {MODALITIES}, got {sorted(unknown)}")
-    names = {m: [v] if isinstance(v, str) else list(v) for m, v in layers.items()}
-    for name in (n for group in names.values() for n in group):
-        resolve_layer(model, name)
-    return names
-
-
 def _targets(logits: torch.Tensor, target: int | Sequence[int] | None) -> list[int]:
     batch, num_classes = logits.shape
     if target is None:
@@ -286,7 +214,7 @@ def explain_pair(
     clinical: torch.Tensor,
     ultrasound: torch.Tensor,
     *,
-    method: str = "gradcam",
+    method: str = DEFAULT_METHOD,
     target: int | Sequence[int] | None = None,
     layers: Mapping[str, str | Sequence[str]] | None = None,
     present: torch.Tensor | None = None,
@@ -304,7 +232,7 @@ def explain_pair(
         model: an `agfnet.models` network; it is run in eval mode and left in its mode.
         clinical: (3, Hc, Wc) or (B, 3, Hc, Wc) preprocessed photographs.
         ultrasound: the same for the ultrasound images (same B; size may differ).
-        method: "gradcam", "gradcam++" or "layercam".
+        method: "layercam" (the default), "gradcam" or "gradcam++".
         target: class index explained, one for all or one per sample; None explains
             each sample's predicted (argmax) class.
         layers: modality -> dotted layer name(s); None uses `default_layers(model)`.

@@ -11,12 +11,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "CHANCE_ALPHA",
     "energy_inside",
     "focus_scores",
     "load_mask",
     "mean_scores",
     "pointing_game",
     "resize_mask",
+    "versus_chance",
 ]
 
 #: The per-map scores, in the order the reports list them.
@@ -135,4 +137,50 @@ def mean_scores(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         means[key] = math.fsum(values) / len(values) if values else None
     means["n"] = len(rows)
     means["n_undefined"] = sum(r.get("energy_inside") is None for r in rows)
-    return means
+    return means | versus_chance(rows)
+
+
+#: Significance level of the sign test behind `versus_chance`'s verdict.
+CHANCE_ALPHA = 0.05
+
+
+def _sign_test(wins: int, n: int) -> float:
+    """One-sided exact sign test: P(at least `wins` of `n` fair coin flips)."""
+    return math.fsum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n if n else 1.0
+
+
+def versus_chance(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """How a set of maps compares with a uniform map (the chance level), row by row.
+
+    A uniform map puts the lesion's area share (`mask_fraction`) of its mass inside
+    the lesion; a map "beats chance" when its energy inside exceeds that share on more
+    rows than a fair coin would give (one-sided exact sign test at `CHANCE_ALPHA`).
+    Rows where the map is flat count against it: a flat map shows nothing.
+
+    Args:
+        rows: `focus_scores` dicts.
+
+    Returns:
+        {"lift": mean energy inside / mean lesion share (1 = chance; None without
+        scores), "rows_above_chance": rows whose energy exceeds their share,
+        "p_above_chance": the sign test's p-value, "verdict": "beats chance", "not
+        significantly above chance" (above on average, not on enough rows; with 4 rows
+        even 4 of 4 is p = 0.06) or "does not beat chance" (at or below it on average)}.
+    """
+    rows = [r for r in rows if r.get("mask_fraction")]
+    scored = [(r["energy_inside"], r["mask_fraction"]) for r in rows if r.get("energy_inside")]
+    above = sum(e > f for e, f in scored)
+    lift = math.fsum(e for e, _ in scored) / math.fsum(f for _, f in scored) if scored else None
+    p = _sign_test(above, len(rows))
+    if lift is None or lift <= 1.0:
+        verdict = "does not beat chance"
+    elif p < CHANCE_ALPHA:
+        verdict = "beats chance"
+    else:
+        verdict = "not significantly above chance"
+    return {
+        "lift": lift,
+        "rows_above_chance": above,
+        "p_above_chance": p,
+        "verdict": verdict,
+    }

@@ -3,7 +3,6 @@ overlays, explanations.csv, focus.json and an index page (Markdown and HTML)."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,24 @@ from typing import Any
 import numpy as np
 
 from agfnet.errors import UserError
-from agfnet.explain.cam import METHODS, attention_maps, explain_pair, layer_names
-from agfnet.explain.focus import focus_scores, load_mask, mean_scores, resize_mask
+from agfnet.explain.cam import (
+    DEFAULT_METHOD,
+    METHODS,
+    MIN_MAP_SIDE,
+    attention_maps,
+    explain_pair,
+    layer_names,
+    map_sizes,
+)
+from agfnet.explain.focus import (
+    CHANCE_ALPHA,
+    focus_scores,
+    load_mask,
+    mean_scores,
+    resize_mask,
+)
 from agfnet.explain.overlay import denormalise, write_overlay
+from agfnet.explain.page import render_html, render_markdown
 from agfnet.models.output import MODALITIES
 from agfnet.progress import StepBar
 
@@ -95,52 +109,10 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}"
 
 
-def _markdown(blocks: Sequence[tuple]) -> str:
-    lines: list[str] = []
-    for kind, *content in blocks:
-        if kind == "h1":
-            lines += [f"# {content[0]}", ""]
-        elif kind == "h2":
-            lines += [f"## {content[0]}", ""]
-        elif kind == "p":
-            lines += [content[0], ""]
-        elif kind == "table":
-            header, rows = content
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|" + " --- |" * len(header))
-            lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-            lines.append("")
-        elif kind == "img":
-            alt, src = content
-            lines += [f"![{alt}]({src})", ""]
-    return "\n".join(lines)
-
-
-def _html(blocks: Sequence[tuple], title: str) -> str:
-    e = html.escape
-    body: list[str] = []
-    for kind, *content in blocks:
-        if kind in ("h1", "h2", "p"):
-            body.append(f"<{kind}>{e(content[0])}</{kind}>")
-        elif kind == "table":
-            header, rows = content
-            body.append("<table>")
-            body.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-            body += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows]
-            body.append("</table>")
-        elif kind == "img":
-            alt, src = content
-            body.append(f'<p><img src="{e(src)}" alt="{e(alt)}"></p>')
-    style = "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{e(title)}</title>'
-        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
-
-
 def _page(summary: dict[str, Any], records: list[dict[str, Any]]) -> tuple[list[tuple], str]:
     """The index page as blocks (rendered to Markdown and HTML alike), and its title."""
     kinds = summary["kinds"]
+    sizes = summary.get("map_size", {})
     title = (
         f"Explanations: {', '.join(KIND_LABELS[k] for k in kinds)} of "
         f"{Path(summary['checkpoint']).name} ({summary['model']}) on {Path(summary['data']).name}"
@@ -150,33 +122,67 @@ def _page(summary: dict[str, Any], records: list[dict[str, Any]]) -> tuple[list[
         (
             "p",
             f"{summary['n']} rows ({_rows_words(summary['split'])}); each map explains the "
-            "predicted class and is scaled to [0, 1] per image. Target layers: "
-            + "; ".join(f"{m}: {', '.join(v)}" for m, v in summary["layers"].items())
+            "predicted class and is scaled to [0, 1] per image. It shows what the model "
+            "used, not where the lesion is. Target layers: "
+            + "; ".join(
+                f"{m}: {', '.join(v)}"
+                + (f" ({'x'.join(map(str, summary['map_size'][m]))} map)" if m in sizes else "")
+                for m, v in summary["layers"].items()
+            )
             + ". Machine-readable: explanations.csv, focus.json.",
         ),
     ]
+    coarse = {m: hw for m, hw in sizes.items() if min(hw) < MIN_MAP_SIDE}
+    if coarse:
+        blocks.append(
+            (
+                "p",
+                "Warning: "
+                + ", ".join(
+                    f"the {m} map is only {hw[0]}x{hw[1]} cells" for m, hw in coarse.items()
+                )
+                + f" (fewer than {MIN_MAP_SIDE} a side): it cannot point at a small lesion. "
+                "Use larger images or a finer layer (--layer).",
+            )
+        )
     if summary["focus"]:
         blocks.append(("h2", "Focus on the lesion"))
         blocks.append(
             (
                 "p",
-                "energy inside: share of the map's mass on the lesion mask (a uniform map "
-                "scores the mask's area share, the chance column); pointing game: share of "
-                "images whose map maximum lies on the lesion.",
+                "energy inside: share of the map's mass on the lesion mask; a uniform map "
+                "scores the mask's area share (the chance column), and lift is energy over "
+                "chance. Pointing game: share of images whose map maximum lies on the lesion "
+                "(a random point hits with the same chance). Verdict: a map beats chance when "
+                "its energy inside exceeds the lesion's share on more rows than a coin "
+                f"would give (one-sided sign test, p < {CHANCE_ALPHA}); a flat map counts "
+                "against it.",
             )
         )
         blocks.append(
             (
                 "table",
-                ["map", "modality", "energy inside", "chance", "pointing game", "rows", "n/a"],
+                [
+                    "map",
+                    "modality",
+                    "energy inside",
+                    "chance",
+                    "lift",
+                    "rows above chance",
+                    "pointing game",
+                    "verdict",
+                    "n/a",
+                ],
                 [
                     [
                         KIND_LABELS[k],
                         m,
                         _fmt(s["energy_inside"]),
                         _fmt(s["mask_fraction"]),
+                        "n/a" if s["lift"] is None else f"{s['lift']:.2f}x",
+                        f"{s['rows_above_chance']} of {s['n']}",
                         _fmt(s["pointing_game"]),
-                        s["n"],
+                        s["verdict"],
                         s["n_undefined"],
                     ]
                     for k, by_modality in summary["focus"].items()
@@ -295,7 +301,7 @@ def run_explain(
     out: str | Path,
     *,
     n: int = 16,
-    method: str = "gradcam",
+    method: str = DEFAULT_METHOD,
     split: str | None = "test",
     attention: bool = False,
     layers: Mapping[str, Sequence[str]] | None = None,
@@ -324,10 +330,11 @@ def run_explain(
         data: manifest CSV; labels optional (shown when present).
         out: output folder (created; earlier explain outputs in it are replaced).
         n: number of rows to explain (the first n of the split, in manifest order).
-        method: "gradcam", "gradcam++" or "layercam".
+        method: "layercam" (the default), "gradcam" or "gradcam++".
         split: rows of this `split` value when the manifest has the column; None = all.
         attention: also draw and score the ALL attention maps (AGFNet models with ALL).
-        layers: modality -> dotted target layer names; None = each encoder's last stage.
+        layers: modality -> dotted target layer names; None = `default_layers` (each
+            encoder's stride-8 and stride-16 stages).
         batch_size: rows explained per pass.
         device: "cpu", "cuda", ...; None picks a GPU when present.
         progress: show a progress bar.
@@ -372,6 +379,7 @@ def run_explain(
     model, info, manifest, positions = inputs.model, inputs.info, inputs.manifest, inputs.positions
     names = layer_names(model, layers)
     transform = TransformConfig(**info.transform)
+    sizes = map_sizes(model, names, transform.img_size)
     dataset = PairedLesionDataset(
         manifest, indices=positions, transform=build_transforms(transform, train=False)
     )
@@ -433,6 +441,8 @@ def run_explain(
                 "kinds": kinds,
                 "target": "predicted class",
                 "layers": names,
+                # The CAM's own resolution before it is resized to the image.
+                "map_size": sizes,
                 "temperature": info.temperature,
                 "n": len(records),
                 "rows_with_mask": has_mask,
@@ -444,8 +454,8 @@ def run_explain(
             header, csv_rows = _csv_rows(kinds, records)
             write_rows_csv(tmp / "explanations.csv", header, csv_rows)
             blocks, title = _page(summary, records)
-            (tmp / "index.md").write_text(_markdown(blocks), encoding="utf-8")
-            (tmp / "index.html").write_text(_html(blocks, title), encoding="utf-8")
+            (tmp / "index.md").write_text(render_markdown(blocks), encoding="utf-8")
+            (tmp / "index.html").write_text(render_html(blocks, title), encoding="utf-8")
     finally:
         bar.stop()
     return summary

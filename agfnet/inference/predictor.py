@@ -128,26 +128,28 @@ class Predictor(PredictorBase):
         self,
         clinical: ImageInput = None,
         ultrasound: ImageInput = None,
-        method: str = "gradcam",
+        method: str = "layercam",
         metadata: dict[str, Any] | None = None,
     ) -> Explanation:
         """Predict one pair and map, per image, where the predicted class's evidence lies.
 
-        The maps come from `agfnet.explain.cam.explain_pair` (Grad-CAM family, the last
-        feature stage of each modality's encoder), for the predicted class. The
+        The maps come from `agfnet.explain.cam.explain_pair` (Layer-CAM by default, on
+        the stride-8 and stride-16 stages of each modality's encoder), for the predicted
+        class. The
         prediction uses `metadata`; the maps are of the images alone (the CAM runs the
         network's plain forward, where every metadata field is missing).
 
         Args:
             clinical: as for `predict`.
             ultrasound: as for `predict`.
-            method: "gradcam", "gradcam++" or "layercam".
+            method: "layercam" (the default, `agfnet.explain.cam.DEFAULT_METHOD`),
+                "gradcam" or "gradcam++".
             metadata: as for `predict`.
 
         Returns:
             The `Explanation` (its `save(folder)` writes the overlays).
         """
-        from agfnet.explain.cam import explain_pair
+        from agfnet.explain.cam import explain_pair, layer_names
 
         images = read_pair(clinical, ultrasound)
         clinical_t, ultrasound_t, present = self._transform(images)
@@ -162,6 +164,7 @@ class Predictor(PredictorBase):
                 ultrasound_t,
                 method=method,
                 target=self.classes.index(prediction.prediction),
+                layers=(layers := layer_names(self.model)),
                 present=present[None],
             )
         used = [m for m in MODALITIES if prediction.modalities[m]]
@@ -172,6 +175,7 @@ class Predictor(PredictorBase):
             maps={m: maps[m] for m in used},
             images={m: images[MODALITIES.index(m)] for m in used},
             names=dict(self.modality_names),
+            layers={m: layers[m] for m in used if m in layers},
         )
 
     def mc_model(self) -> torch.nn.Module:

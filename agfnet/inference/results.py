@@ -137,12 +137,13 @@ class Explanation:
 
     Attributes:
         prediction: the `Prediction`.
-        method: the CAM method ("gradcam", "gradcam++", "layercam").
+        method: the CAM method ("layercam", "gradcam", "gradcam++").
         target: the class explained (the predicted one).
         maps: modality -> float32 (S, S) map in [0, 1] at the model's input size, for
             the modalities the prediction used.
         images: modality -> the RGB input image at its own size, for the same modalities.
         names: modality -> how outputs name its image (`PredictorBase.modality_names`).
+        layers: modality -> the target layers the maps come from (dotted names).
     """
 
     prediction: Prediction
@@ -151,6 +152,7 @@ class Explanation:
     maps: dict[str, np.ndarray]
     images: dict[str, Image.Image]
     names: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MODALITY_NAMES))
+    layers: dict[str, list[str]] = field(default_factory=dict)
 
     def overlays(self) -> dict[str, Image.Image]:
         """Each map, resized to its image, blended over it (jet colour map, half weight).
@@ -198,6 +200,7 @@ class Explanation:
                 "cam": {
                     "method": self.method,
                     "target": self.target,
+                    "layers": {m: list(v) for m, v in self.layers.items() if m in self.maps},
                     "files": {m: p.name for m, p in files.items() if m in self.maps},
                     "titles": {m: self.names[m] for m in self.maps},
                 },

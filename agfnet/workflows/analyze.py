@@ -10,8 +10,8 @@ ablation pair such as agfnet_tiny and agfnet_no_frl_tiny) can be set side by sid
   and before temperature scaling, NLL, mean entropy of the correct and of the wrong
   predictions, how well entropy flags the wrong ones (ROC AUC), accuracy at 90% coverage;
 - focus (`agfnet.explain`, rows with lesion masks): energy inside the lesion mask and
-  pointing-game hit rate per modality, for Grad-CAM and, where the model has them, the
-  ALL attention maps;
+  pointing-game hit rate and lift over chance per modality, for the CAM (Layer-CAM by
+  default) and, where the model has them, the ALL attention maps;
 - robustness (`agfnet.evaluation.robustness`, one severity): accuracy under every
   corruption of the photograph, of the ultrasound image and of both, and with a modality
   missing where the model supports it.
@@ -48,7 +48,7 @@ CERTAINTY = (
     ("error_detection_auroc", "error_detection_auroc"),
     ("accuracy_at_90_coverage", "accuracy_at_90_coverage"),
 )
-FOCUS_SCORES = ("energy_inside", "pointing_game")
+FOCUS_SCORES = ("energy_inside", "pointing_game", "lift")
 #: Measures with no better direction: a wrong prediction should be uncertain, but how
 #: uncertain is a matter of calibration, not a score to maximise; the mask fraction is a
 #: property of the data (the chance level of energy_inside).
@@ -255,7 +255,8 @@ def _markdown(data: dict[str, Any], title: str) -> str:
         "",
         "Mean ± standard deviation over folds; ↑ higher is better, ↓ lower is better. "
         "`mask_fraction_<modality>` is the share of the image inside the lesion mask: "
-        "the energy a uniform map would put there (chance level of energy_inside). "
+        "the energy a uniform map would put there (chance level of energy_inside); "
+        "`<map>_lift_<modality>` is energy_inside over it (1 = chance). "
         "`mean_corruption_accuracy_<target>` is the mean over the four corruption "
         "families at the chosen severity. "
         "Per-fold values, the other models' p-values and the settings are in "
@@ -274,7 +275,7 @@ def run_analysis(
     models: Sequence[str] | None = None,
     severity: int = 2,
     n_explain: int = 100,
-    method: str = "gradcam",
+    method: str = "layercam",
     seed: int = 0,
     batch_size: int = 32,
     device: str | None = None,
@@ -291,7 +292,7 @@ def run_analysis(
             the reference of the paired tests.
         severity: the corruption severity (1-3) of the robustness measures.
         n_explain: test rows explained per fold (the first n, in manifest order).
-        method: CAM method ("gradcam", "gradcam++", "layercam").
+        method: CAM method ("layercam", the default, "gradcam" or "gradcam++").
         seed: corruption seed.
         batch_size: rows per forward pass.
         device: where to run; None picks a GPU when present.

@@ -28,10 +28,12 @@ class DemoSize:
 
 # Sized to finish in under 10 minutes on two CPU cores (measured: docs/commands/demo.md).
 FULL = DemoSize(n_per_class=100, img_size=64, overrides=("trainer.epochs=30",))
-# 64 px, not 32: at 32 px the encoders' last stage is 1x1 and Grad-CAM would be flat.
+# 64 px, not 32: at 32 px the encoders' stride-8 stage is 4x4 and the maps too coarse.
 QUICK = DemoSize(n_per_class=8, img_size=64, overrides=("trainer.epochs=1", "data.batch_size=8"))
-# Test pairs whose Grad-CAM and ALL attention maps the report shows.
-N_EXPLAINED = 4
+# Test pairs whose Layer-CAM and ALL attention maps are scored (enough for the sign test
+# against chance to be able to say yes), and how many of them the report shows.
+N_EXPLAINED = 32
+N_SHOWN = 4
 DEMO_SEED = 11
 # The fixed split of the demo: of 5 patient-grouped, stratified folds, one is the test
 # set, one the validation set, three train.
@@ -130,7 +132,7 @@ def run_demo(out: str | Path = "demo", *, quick: bool = False) -> DemoResult:
 
 
 def _explain(out: Path, manifest: Path) -> dict[str, Any]:
-    """Grad-CAM and ALL attention maps of agfnet_tiny on the first test pairs (OUT/explain)."""
+    """Layer-CAM and ALL attention maps of agfnet_tiny on the first test pairs (OUT/explain)."""
 
     from agfnet.explain.run import run_explain
 
@@ -139,28 +141,48 @@ def _explain(out: Path, manifest: Path) -> dict[str, Any]:
         checkpoint, manifest, out / "explain", n=N_EXPLAINED, split="test", attention=True
     )
     rows = json.loads((out / "explain" / "focus.json").read_text())["rows"]
-    return {**summary, "overlays": [f"explain/{r['overlay']}" for r in rows]}
+    return {**summary, "overlays": [f"explain/{r['overlay']}" for r in rows[:N_SHOWN]]}
 
 
 def _explain_markdown(explained: dict[str, Any]) -> str:
+    from agfnet.explain.run import KIND_LABELS
+
+    method = KIND_LABELS[explained["method"]]
     lines = [
         "## Where AGFNet looks",
         "",
-        f"Grad-CAM of the predicted class (top row of each figure) and AGFNet's ALL "
-        f"attention (bottom row) on the first {explained['n']} test pairs, with the "
-        "lesion outlined (`agfnet explain`, docs/commands/explain.md). Energy inside "
-        "is the share of each map's mass inside the lesion; a uniform map would score "
-        "the share of the image the lesion covers.",
+        f"{method} of the predicted class (top row of each figure) and AGFNet's ALL "
+        f"attention (bottom row), scored on the first {explained['n']} test pairs and "
+        f"drawn for {len(explained['overlays'])} of them, with the lesion outlined (`agfnet explain`, docs/commands/explain.md). The maps show "
+        "what the model used, not where the lesion is. Energy inside is the share of "
+        "each map's mass inside the lesion; a uniform map would score the share of the "
+        "image the lesion covers (chance), and lift is the ratio of the two. A map beats "
+        "chance when its energy exceeds the lesion's share on more pairs than a coin "
+        "would give (sign test, p < 0.05).",
         "",
-        "| map | image | energy inside the lesion | pointing game | lesion share of the image |",
-        "| --- | --- | --- | --- | --- |",
+        "| map | image | energy inside the lesion | chance (lesion share) | lift "
+        "| pointing game | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    failing = []
     for kind, by_modality in explained["focus"].items():
         for modality, s in by_modality.items():
+            lift = "n/a" if s["lift"] is None else f"{s['lift']:.2f}x"
             lines.append(
-                f"| {kind} | {modality} | {_fmt(s['energy_inside'])} | "
-                f"{_fmt(s['pointing_game'])} | {_fmt(s['mask_fraction'])} |"
+                f"| {KIND_LABELS[kind]} | {modality} | {_fmt(s['energy_inside'])} | "
+                f"{_fmt(s['mask_fraction'])} | {lift} | {_fmt(s['pointing_game'])} | "
+                f"{s['verdict']} |"
             )
+            if s["verdict"] != "beats chance":
+                failing.append(f"{KIND_LABELS[kind]} on the {modality} images ({s['verdict']})")
+    if failing:
+        lines += [
+            "",
+            "Not every map beats chance here: "
+            + "; ".join(failing)
+            + f". With {explained['n']} pairs the sign test needs at least 5 pairs above "
+            "chance to call it; `agfnet explain --n 64` scores more.",
+        ]
     lines += ["", *(f"![explained pair]({path})" for path in explained["overlays"])]
     lines += ["", "All maps, per-row scores and an HTML page: `explain/`.", ""]
     return "\n".join(lines)

@@ -96,7 +96,7 @@ def test_health_and_model_report_onnxruntime_and_no_heatmaps(
     assert info["evaluation"] is None
     torch_info = client.get("/api/model").json()
     assert torch_info["backend"] == {"runtime": "torch", "precision": "fp32", "device": "cpu"}
-    assert torch_info["cam_method"] == "gradcam" and torch_info["cam_unavailable"] is None
+    assert torch_info["cam_method"] == "layercam" and torch_info["cam_unavailable"] is None
 
 
 def test_the_page_says_heatmaps_are_unavailable_for_an_onnx_model(

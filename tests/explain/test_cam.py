@@ -8,17 +8,20 @@ import torch
 
 from agfnet.errors import UserError
 from agfnet.explain.cam import (
+    DEFAULT_METHOD,
     METHODS,
+    MIN_MAP_SIDE,
     attention_maps,
     default_layers,
     explain_pair,
     layer_names,
+    map_sizes,
     resolve_layer,
 )
 from agfnet.models import create_model
 
 K = 3
-# 48 and 40 px: the tiny backbone's last stage is then 2x2, the smallest map a CAM can use.
+# 48 and 40 px: small and unequal (the default layers' maps are then 6x6 + 3x3 and 5x5 + 3x3).
 C_SIZE, U_SIZE = 48, 40
 
 _MODELS: dict[tuple, torch.nn.Module] = {}
@@ -109,7 +112,8 @@ def test_shared_encoder_maps_match_separate_encoders_with_equal_weights(pair) ->
             state[key.replace(".shared.", f".{m}.")] = value
     separate.load_state_dict(state)
     layers = default_layers(shared)
-    assert layers["clinical"] == layers["ultrasound"] == ["encoders.backbones.shared.layer4"]
+    expected = ["encoders.backbones.shared.layer2", "encoders.backbones.shared.layer3"]
+    assert layers["clinical"] == layers["ultrasound"] == expected
     a = explain_pair(shared, *pair, method="layercam")
     b = explain_pair(separate, *pair, method="layercam")
     for m in a:
@@ -156,8 +160,9 @@ def test_layers_that_do_not_see_the_image_once_are_refused(pair) -> None:
     }
     with pytest.raises(UserError, match="ran 0 times"):
         explain_pair(net, *pair, layers=other)
+    # 16 px: the stride-16 stage of the default layers is then 1x1.
     with pytest.raises(UserError, match="1x1 map"):
-        explain_pair(net, pair[0][..., :32, :32], pair[1])
+        explain_pair(net, pair[0][..., :16, :16], pair[1])
 
 
 def test_bad_method_and_target(pair) -> None:
@@ -199,3 +204,44 @@ def test_attention_maps(pair) -> None:
     )
     with pytest.raises(UserError, match="no attention"):
         attention_maps(model("late_concat_tiny"), *pair)
+
+
+@pytest.mark.parametrize(
+    ("backbone", "expected"),
+    [
+        ("resnet10t", ["layer2", "layer3"]),
+        ("efficientnet_lite0", ["blocks.2", "blocks.4"]),
+        ("convnext_atto", ["stages_1", "stages_2"]),
+    ],
+)
+def test_default_layers_are_the_stride_8_and_16_stages(backbone, expected) -> None:
+    """Every family gets its stride-8 and stride-16 stages, whatever timm calls them, and
+    their maps are 1/8 and 1/16 of the input: at least 7 x 7 from 56 px up."""
+    net = create_model(
+        "late_concat_tiny", num_classes=K, seed=0, backbone=backbone, backbone_kwargs={}
+    ).eval()
+    layers = default_layers(net)
+    assert layers["clinical"] == [f"encoders.backbones.clinical.{n}" for n in expected]
+    sizes = map_sizes(net, layers, (96, 160))
+    assert sizes == {"clinical": [12, 20], "ultrasound": [12, 20]}
+    assert min(map_sizes(net, layers, 56)["clinical"]) >= MIN_MAP_SIDE
+
+
+def test_every_entry_point_uses_the_checked_default_method() -> None:
+    """The sanity tests (test_sanity.py) check DEFAULT_METHOD at the default layers; the
+    demo, `agfnet explain`, `agfnet analyze`, `agfnet predict --cam` and the web page
+    must all use that setting."""
+    import inspect
+
+    from agfnet.app.diagnoser import CAM_METHOD
+    from agfnet.cli.analyze import analyze
+    from agfnet.cli.explain import explain
+    from agfnet.explain.run import run_explain
+    from agfnet.inference.predictor import Predictor
+    from agfnet.workflows.analyze import run_analysis
+
+    assert DEFAULT_METHOD == "layercam" and CAM_METHOD == DEFAULT_METHOD
+    for fn in (explain_pair, run_explain, Predictor.explain, run_analysis):
+        assert inspect.signature(fn).parameters["method"].default == DEFAULT_METHOD, fn
+    for command in (explain, analyze):
+        assert inspect.signature(command).parameters["method"].default.default == DEFAULT_METHOD

@@ -94,3 +94,39 @@ def test_load_mask(tmp_path: Path) -> None:
     Image.fromarray(pixels).save(tmp_path / "m.png")
     mask = load_mask(tmp_path / "m.png")
     assert mask.dtype == bool and mask.shape == (5, 7) and mask.sum() == 8
+
+
+def _row(energy, fraction=0.1):
+    return {"energy_inside": energy, "pointing_game": None, "mask_fraction": fraction}
+
+
+def test_versus_chance_verdicts() -> None:
+    from agfnet.explain.focus import versus_chance
+
+    # 8 of 8 rows above their lesion share: p = 1/256, a clear yes.
+    strong = versus_chance([_row(0.3)] * 8)
+    assert strong["verdict"] == "beats chance"
+    assert strong["lift"] == pytest.approx(3.0) and strong["rows_above_chance"] == 8
+    assert strong["p_above_chance"] == pytest.approx(1 / 256)
+    # Even 4 of 4 cannot reach p < 0.05 (1/16): said, not claimed.
+    few = versus_chance([_row(0.3)] * 4)
+    assert few["verdict"] == "not significantly above chance"
+    assert few["p_above_chance"] == pytest.approx(1 / 16)
+    # Below a uniform map on average (the 0.069 against a 0.093 share).
+    below = versus_chance([_row(0.069, 0.093)] * 20)
+    assert below["verdict"] == "does not beat chance" and below["lift"] < 1
+    # High mean energy from one row does not hide that most rows miss; flat maps count
+    # as misses.
+    skewed = versus_chance([_row(0.9)] + [_row(0.05)] * 6 + [_row(None)] * 3)
+    assert skewed["lift"] > 1 and skewed["rows_above_chance"] == 1
+    assert skewed["verdict"] == "not significantly above chance"
+    # The exact one-sided sign test: P(X >= 9 | n = 10) = 11 / 1024.
+    assert versus_chance([_row(0.2)] * 9 + [_row(0.01)])["p_above_chance"] == pytest.approx(
+        11 / 1024
+    )
+    assert versus_chance([])["lift"] is None
+
+
+def test_mean_scores_carry_the_chance_comparison() -> None:
+    means = mean_scores([_row(0.3)] * 6)
+    assert means["verdict"] == "beats chance" and means["rows_above_chance"] == 6

@@ -78,7 +78,12 @@ def test_explain_command_writes_overlays_focus_and_index(synth: Path, ckpt: Path
 
     focus = json.loads((out / "focus.json").read_text())
     assert focus["n"] == 4 and focus["kinds"] == ["gradcam++", "attention"]
-    assert focus["layers"]["clinical"] == ["encoders.backbones.clinical.layer4"]
+    assert focus["layers"]["clinical"] == [
+        "encoders.backbones.clinical.layer2",
+        "encoders.backbones.clinical.layer3",
+    ]
+    # The map's own resolution is recorded, and a map under 7 x 7 is flagged on the page.
+    assert focus["map_size"] == {"clinical": [IMG // 8] * 2, "ultrasound": [IMG // 8] * 2}
     # No mask columns in the synthetic manifest: the masks/ folder convention finds them.
     assert focus["rows_with_mask"] == {"clinical": 4, "ultrasound": 4}
     for r in focus["rows"]:
@@ -102,6 +107,8 @@ def test_explain_command_writes_overlays_focus_and_index(synth: Path, ckpt: Path
             ]
             assert s["n"] == 4 and s["n_undefined"] == 4 - len(values)
             assert s["energy_inside"] == (pytest.approx(np.mean(values)) if values else None)
+            # ... and against chance: never "beats chance" on 4 rows (4 of 4 is p = 1/16).
+            assert s["verdict"] in ("does not beat chance", "not significantly above chance")
     # Attention maps are never flat, so they are always scored.
     assert focus["focus"]["attention"]["clinical"]["n_undefined"] == 0
 
@@ -116,12 +123,14 @@ def test_explain_command_writes_overlays_focus_and_index(synth: Path, ckpt: Path
 
     index = (out / "index.md").read_text()
     assert all(f"(overlays/{name})" in index for name in overlays)
+    assert "what the model used, not where the lesion is" in index
+    assert ("only 6x6 cells" in index) == (IMG // 8 < 7)
     assert (out / "index.html").read_text().count("<img ") == 4
 
     # A second run into the same folder replaces the outputs.
     assert _explain(*args, "--n", "2").exit_code == 0
     assert len(list((out / "overlays").iterdir())) == 2
-    assert json.loads((out / "focus.json").read_text())["kinds"] == ["gradcam"]
+    assert json.loads((out / "focus.json").read_text())["kinds"] == ["layercam"]
 
 
 def test_mask_columns_win_over_the_folder_convention(synth: Path, ckpt: Path, tmp_path):

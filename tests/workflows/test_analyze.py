@@ -20,7 +20,7 @@ MODELS = ["agfnet_tiny", "agfnet_no_frl_tiny", "late_concat_tiny"]
 @pytest.fixture(scope="module")
 def compared(manifest_path: Path, tiny_config, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("analyze") / "cmp"
-    # 64 px: at 32 px the last stage is 1x1 and CAMs are refused as flat.
+    # 64 px: at 32 px the stride-16 stage is 2x2 and the maps too coarse to score.
     config = tiny_config("data.img_size=64", epochs=1)
     run_compare(config, manifest_path, out, models=MODELS, n_folds=2)
     return out
@@ -43,9 +43,10 @@ def test_every_measure_for_every_model_and_fold(analysis, compared: Path) -> Non
         "mean_entropy_correct",
         "mean_entropy_wrong",
         "error_detection_auroc",
-        "gradcam_energy_inside_clinical",
-        "gradcam_energy_inside_ultrasound",
-        "gradcam_pointing_game_clinical",
+        "layercam_energy_inside_clinical",
+        "layercam_energy_inside_ultrasound",
+        "layercam_pointing_game_clinical",
+        "layercam_lift_clinical",
         "attention_energy_inside_ultrasound",
         "accuracy_clinical_noise",
         "accuracy_ultrasound_blur",
@@ -62,8 +63,8 @@ def test_every_measure_for_every_model_and_fold(analysis, compared: Path) -> Non
             assert fold["ece_before_temperature"] == saved["uncalibrated"]["ece"]
             focus = json.loads((out / model / fold_dir / "explain" / "focus.json").read_text())
             assert focus["n"] == 6
-            assert fold["gradcam_energy_inside_clinical"] == pytest.approx(
-                focus["focus"]["gradcam"]["clinical"]["energy_inside"]
+            assert fold["layercam_energy_inside_clinical"] == pytest.approx(
+                focus["focus"]["layercam"]["clinical"]["energy_inside"]
             )
             rob = json.loads(
                 (out / model / fold_dir / "robustness" / "robustness.json").read_text()

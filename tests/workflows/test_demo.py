@@ -23,10 +23,21 @@ def test_quick_demo_writes_the_report(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "compare" / "table.png").is_file()
     assert (tmp_path / "demo" / "data" / "manifest.csv").is_file()
     assert "compare/table.png" in index
-    # A few test pairs explained: their overlays exist and the report shows them.
+    # The test pairs are scored (all 8 of the quick test fold), 4 of them drawn: their
+    # overlays exist and the report shows them.
     overlays = result.explained["overlays"]
-    assert len(overlays) == 4 and result.explained["n"] == 4
+    assert len(overlays) == 4 and result.explained["n"] == 8
     for path in overlays:
         assert (tmp_path / "demo" / path).is_file() and f"]({path})" in index
-    assert set(result.explained["focus"]) == {"gradcam", "attention"}
+    assert set(result.explained["focus"]) == {"layercam", "attention"}
+    # Each map is scored against chance, in words the reader cannot miss.
+    for by_modality in result.explained["focus"].values():
+        for s in by_modality.values():
+            assert s["verdict"] in index
+    if any(
+        s["verdict"] != "beats chance"
+        for by_modality in result.explained["focus"].values()
+        for s in by_modality.values()
+    ):
+        assert "Not every map beats chance here" in index
     assert "## Where AGFNet looks" in index

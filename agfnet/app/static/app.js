@@ -196,7 +196,7 @@
       figures.push([
         "Heatmap",
         cams[field],
-        `Grad-CAM heatmap over the ${inSentence(title)}: warm colours mark the regions that raised the score of the most probable class`,
+        `Layer-CAM heatmap over the ${inSentence(title)}: warm colours mark the regions that raised the score of the most probable class`,
       ]);
     }
     for (const [caption, src, alt] of figures) {
