@@ -153,9 +153,9 @@ def _explain_markdown(explained: dict[str, Any]) -> str:
         "",
         f"{method} of the predicted class (top row of each figure) and AGFNet's ALL "
         f"attention (bottom row), scored on the first {explained['n']} test pairs and "
-        f"drawn for {len(explained['overlays'])} of them, with the lesion outlined (`agfnet explain`, docs/commands/explain.md). The maps show "
-        "what the model used, not where the lesion is. Energy inside is the share of "
-        "each map's mass inside the lesion; a uniform map would score the share of the "
+        f"drawn for {len(explained['overlays'])} of them, with the lesion outlined "
+        "(`agfnet explain`, docs/commands/explain.md). The maps show what the model "
+        "used, not where the lesion is. Energy inside is the share of each map's mass inside the lesion; a uniform map would score the share of the "
         "image the lesion covers (chance), and lift is the ratio of the two. A map beats "
         "chance when its energy exceeds the lesion's share on more pairs than a coin "
         "would give (sign test, p < 0.05).",
