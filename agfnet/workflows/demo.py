@@ -155,10 +155,11 @@ def _explain_markdown(explained: dict[str, Any]) -> str:
         f"attention (bottom row), scored on the first {explained['n']} test pairs and "
         f"drawn for {len(explained['overlays'])} of them, with the lesion outlined "
         "(`agfnet explain`, docs/commands/explain.md). The maps show what the model "
-        "used, not where the lesion is. Energy inside is the share of each map's mass inside the lesion; a uniform map would score the share of the "
-        "image the lesion covers (chance), and lift is the ratio of the two. A map beats "
-        "chance when its energy exceeds the lesion's share on more pairs than a coin "
-        "would give (sign test, p < 0.05).",
+        "used, not where the lesion is. Energy inside is the share of each map's mass "
+        "inside the lesion; a uniform map would score the share of the image the lesion "
+        "covers (chance), and lift is the ratio of the two. A map beats chance when its "
+        "energy exceeds the lesion's share on more pairs than a coin would give (sign "
+        "test, p < 0.05).",
         "",
         "| map | image | energy inside the lesion | chance (lesion share) | lift "
         "| pointing game | verdict |",
