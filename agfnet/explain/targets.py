@@ -157,6 +157,7 @@ def map_sizes(
     hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     device = next(model.parameters()).device
     seen: dict[str, tuple[int, ...]] = {}
+
     def record(name: str):
         def hook(_module, _inputs, out) -> None:  # returns None: the output is kept
             seen.setdefault(name, tuple(getattr(out, "shape", ())))
