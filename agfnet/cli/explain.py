@@ -57,7 +57,8 @@ def explain(
 
     Each map explains the predicted class, per modality. With lesion masks (manifest
     columns clinical_mask / ultrasound_mask, or the synthetic benchmark's masks/ folder)
-    the energy inside the lesion and the pointing game are scored.
+    the energy inside the lesion and the pointing game are scored, against chance.
+    Default maps: Layer-CAM on each encoder's stride-8 and stride-16 stages.
 
     Example: agfnet explain --checkpoint runs/t/checkpoints/best.ckpt --data s/manifest.csv --out ex
     """
@@ -81,7 +82,9 @@ def explain(
         for m, s in by_modality.items():
             energy = "n/a" if s["energy_inside"] is None else f"{s['energy_inside']:.3f}"
             hits = "n/a" if s["pointing_game"] is None else f"{s['pointing_game']:.3f}"
+            lift = "n/a" if s["lift"] is None else f"{s['lift']:.2f}x"
             typer.echo(
-                f"{kind} {m}: energy inside {energy} (chance {s['mask_fraction']:.3f}), "
-                f"pointing game {hits}"
+                f"{kind} {m}: energy inside {energy} (chance {s['mask_fraction']:.3f}, "
+                f"lift {lift}, above chance on {s['rows_above_chance']} of {s['n']} rows: "
+                f"{s['verdict']}), pointing game {hits}"
             )

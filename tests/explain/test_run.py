@@ -69,6 +69,8 @@ def test_explain_command_writes_overlays_focus_and_index(synth: Path, ckpt: Path
     result = _explain(*args, "--n", "4", "--method", "gradcam++", "--attention")
     assert result.exit_code == 0, result.output
     assert "4 rows explained" in result.output
+    # One line per map and modality, with its verdict against chance.
+    assert result.output.count("rows: ") == 4 and "lift" in result.output
 
     overlays = sorted(p.name for p in (out / "overlays").iterdir())
     assert overlays == [f"row{i:05d}.png" for i in range(1, 5)]
