@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from agfnet.errors import UserError
 from agfnet.fileio import atomic_file
 
 __all__ = [
+    "LEGACY_DEFAULTS",
     "META_KEY",
     "MODEL_PREFIX",
     "REQUIRED_METADATA",
@@ -26,6 +27,15 @@ __all__ = [
     "model_state_dict",
     "read_checkpoint",
 ]
+
+#: Architecture defaults that changed, as the options a checkpoint written before the
+#: change was built with but did not record (its spec holds only the options given).
+#: `build_model` tries them, in order, when the weights do not fit today's defaults.
+#: Issue 15: AGFNet fused the last three stages (and, at the paper size, at width 256).
+LEGACY_DEFAULTS: tuple[dict[str, Any], ...] = (
+    {"out_indices": (-3, -2, -1)},
+    {"out_indices": (-3, -2, -1), "scale_dim": 256},
+)
 
 # Where the agfnet metadata lives inside a Lightning checkpoint.
 META_KEY = "agfnet"
@@ -200,31 +210,59 @@ def build_model(
     Raises:
         UserError: incomplete metadata, or weights that do not fit the named model.
     """
-    from agfnet.models import create_model
-
     where = path or "(in memory)"
     check_metadata(ckpt, where)
     info = CheckpointInfo.from_checkpoint(ckpt, path)
     spec = info.build_spec
+    state = model_state_dict(ckpt)
+    overrides = dict(spec.get("overrides", {}))
+    try:
+        model = _rebuild(spec, overrides, state)
+    except RuntimeError as err:
+        model = _rebuild_legacy(spec, overrides, state)
+        if model is None:
+            # torch lists every missing, unexpected and mis-shaped key; a few suffice.
+            detail = " ".join(line.strip() for line in str(err).splitlines()[1:])
+            detail = detail[:300] + ("..." if len(detail) > 300 else "")
+            raise UserError(
+                f"checkpoint {where}: its weights do not fit model {spec['name']} of this "
+                f"agfnet version ({detail}); the file was altered, or written by another "
+                f"version ({info.version or 'unknown'}): retrain it, or use the version "
+                "that wrote it"
+            ) from None
+        # Record what it was built with, so that re-saving or exporting keeps it.
+        info = replace(info, build_spec={**spec, "overrides": model.build_spec["overrides"]})
+    return model.to(map_location).eval(), info
+
+
+def _rebuild(spec: dict[str, Any], overrides: dict[str, Any], state: dict) -> torch.nn.Module:
+    """The network of `spec` with `overrides`, its weights loaded strictly."""
+    from agfnet.models import create_model
+
     model = create_model(
         spec["name"],
         num_classes=spec["num_classes"],
         tasks=spec.get("tasks"),
         metadata=spec.get("metadata"),
-        **spec.get("overrides", {}),
+        **overrides,
     )
-    try:
-        model.load_state_dict(model_state_dict(ckpt))
-    except RuntimeError as err:
-        # torch lists every missing, unexpected and mis-shaped key; the first few suffice.
-        detail = " ".join(line.strip() for line in str(err).splitlines()[1:])
-        detail = detail[:300] + ("..." if len(detail) > 300 else "")
-        raise UserError(
-            f"checkpoint {where}: its weights do not fit model {spec['name']} of this agfnet "
-            f"version ({detail}); the file was altered, or written by another version "
-            f"({info.version or 'unknown'}): retrain it, or use the version that wrote it"
-        ) from None
-    return model.to(map_location).eval(), info
+    model.load_state_dict(state)
+    return model
+
+
+def _rebuild_legacy(
+    spec: dict[str, Any], overrides: dict[str, Any], state: dict
+) -> torch.nn.Module | None:
+    """The network under the first of `LEGACY_DEFAULTS` its weights fit, or None."""
+    for legacy in LEGACY_DEFAULTS:
+        options = {k: v for k, v in legacy.items() if k not in overrides}
+        if not options:
+            continue
+        try:
+            return _rebuild(spec, {**overrides, **options}, state)
+        except (RuntimeError, UserError):  # another shape, or not an option of the model
+            continue
+    return None
 
 
 def load_model(

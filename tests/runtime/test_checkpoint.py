@@ -80,3 +80,38 @@ def test_missing_and_corrupt_checkpoints_are_user_errors(tmp_path: Path) -> None
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(UserError, match="no agfnet metadata"):
         read_checkpoint(foreign)
+
+
+def _checkpoint_of(model: torch.nn.Module, spec: dict) -> dict:
+    ckpt = _fake_checkpoint()
+    ckpt["state_dict"] = {f"model.{k}": v for k, v in model.state_dict().items()}
+    ckpt["hyper_parameters"]["agfnet"]["build_spec"] = spec
+    return ckpt
+
+
+@pytest.mark.parametrize(
+    ("name", "trained_with"),
+    [
+        ("agfnet_tiny", {"out_indices": (-3, -2, -1)}),
+        ("agfnet_paper", {"out_indices": (-3, -2, -1), "scale_dim": 256}),
+    ],
+)
+def test_checkpoints_of_the_old_fused_scales_still_load(name, trained_with) -> None:
+    """A checkpoint written before issue 15 records no out_indices / scale_dim: it was
+    trained with three fused scales (and width 256 at the paper size). It loads with the
+    weights it has, and the rebuilt spec says how it was built."""
+    from agfnet.models import create_model
+    from agfnet.runtime.checkpoint import build_model
+
+    old = create_model(name, num_classes=5, seed=0, **trained_with).eval()
+    ckpt = _checkpoint_of(old, {"name": name, "num_classes": 5, "overrides": {}})
+    model, info = build_model(ckpt)
+    for key, value in trained_with.items():
+        assert getattr(model.config, key) == value
+        assert info.build_spec["overrides"][key] == value
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.equal(model(x, x), old(x, x))
+    # Weights of no version at all are still refused, with the reason.
+    ckpt["state_dict"]["model.bogus"] = torch.zeros(1)
+    with pytest.raises(UserError, match="do not fit model"):
+        build_model(ckpt)
