@@ -50,9 +50,12 @@ class AGFNetConfig(EncoderConfig):
     """AGFNet options; every assumption of docs/method.md is one of these.
 
     Attributes:
-        out_indices: backbone levels fused by ALL; the deepest also gives gc, gu.
+        out_indices: backbone levels fused by ALL; the deepest also gives gc, gu. The
+            last two by default (issue 15: three were not measurably more accurate and
+            cost more, docs/results.md); (-3, -2, -1) is `agfnet_three_scale_<size>`.
         scale_dim: cap on the projected width d_s = min(C_s, scale_dim) of each scale
-            (rounded up to a multiple of num_heads).
+            (rounded up to a multiple of num_heads). 128 by default (the paper size; was
+            256 before issue 15: `model.overrides.scale_dim=256`); tiny and lite set theirs.
         embed_dim: width D of the AGL tokens and of the fused representation f.
         num_heads: heads of the ALL attention and pooling.
         kv_size: ALL keys/values are pooled to at most kv_size x kv_size tokens (M).
@@ -74,8 +77,8 @@ class AGFNetConfig(EncoderConfig):
         frl_decoder_depth: FRL decoder blocks.
     """
 
-    out_indices: tuple[int, ...] = (-3, -2, -1)
-    scale_dim: int = 256
+    out_indices: tuple[int, ...] = (-2, -1)
+    scale_dim: int = 128
     embed_dim: int = 256
     num_heads: int = 4
     kv_size: int = 7
@@ -439,8 +442,9 @@ class AGFNet(PairedNet):
 
 _WIDTHS = {
     "tiny": {"scale_dim": 64, "embed_dim": 64, "mlp_ratio": 2.0, "frl_decoder_dim": 32},
-    # Lite0's fused stages have 40, 112 and 320 channels: width 128 keeps the new layers
-    # small next to the pretrained encoders, for a few hundred training pairs.
+    # Lite0's last stages have 40, 112 and 320 channels (the default fuses the last two):
+    # width 128 keeps the new layers small next to the pretrained encoders, for a few
+    # hundred training pairs.
     "lite": {"scale_dim": 128, "embed_dim": 128, "mlp_ratio": 2.0, "frl_decoder_dim": 64},
     "paper": {},
 }
@@ -462,15 +466,29 @@ _VARIANTS: dict[str, tuple[dict, str]] = {
         {"scale_fusion": "progressive"},
         "variant: multi-scale fusion fine to coarse, not concatenate + project",
     ),
+    # The fused scales and their width (issue 15 section 3): one option away from the
+    # default, so that `agfnet compare` measures what each costs and gives.
+    "agfnet_three_scale": (
+        {"out_indices": (-3, -2, -1)},
+        "variant: ALL fuses the last three backbone stages, not the last two (the default "
+        "before issue 15)",
+    ),
+}
+
+#: Variants whose option depends on the size: a function of the size's AGFNet options.
+_SIZED_VARIANTS = {
+    "agfnet_narrow": (
+        lambda widths: {"scale_dim": widths.get("scale_dim", AGFNetConfig.scale_dim) // 2},
+        "variant: scale_dim halved from the size's default (paper 64, lite 64, tiny 32)",
+    ),
 }
 
 for _size, _preset in SIZE_PRESETS.items():
-    for _name, (_options, _description) in _VARIANTS.items():
+    _sized = {n: (f(_WIDTHS[_size]), d) for n, (f, d) in _SIZED_VARIANTS.items()}
+    for _name, (_options, _description) in {**_VARIANTS, **_sized}.items():
         register_model(
             f"{_name}_{_size}",
             AGFNet,
             description=_description,
-            **_preset,
-            **_WIDTHS[_size],
-            **_options,
+            **{**_preset, **_WIDTHS[_size], **_options},
         )

@@ -67,7 +67,7 @@ def test_other_timm_backbones_work_and_report_their_channels(backbone: str) -> N
         [f.shape[1] for f in feats]
         == model.encoders.channels
         == timm.create_model(
-            backbone, features_only=True, out_indices=(-3, -2, -1)
+            backbone, features_only=True, out_indices=model.config.out_indices
         ).feature_info.channels()
     )
 

@@ -147,7 +147,7 @@ def test_each_ablation_removes_parameters_or_computation(ablation: str, size: st
 
 def test_every_family_has_every_size() -> None:
     families = {n.removesuffix("_tiny") for n in list_models("_tiny")}
-    assert len(families) == 13 and set(SIZE_PRESETS) == {"tiny", "lite", "paper"}
+    assert len(families) == 15 and set(SIZE_PRESETS) == {"tiny", "lite", "paper"}
     assert set(list_models()) == {f"{f}_{s}" for f in families for s in SIZE_PRESETS}
 
 

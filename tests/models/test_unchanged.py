@@ -2,6 +2,10 @@
 parameters (names, shapes, initial draws) and the same outputs, checked against
 fingerprints taken from the code before tasks and metadata existed.
 
+AGFNet models are built with the three fused scales (and, at the paper size, the width 256)
+they had when the fingerprints were taken: issue 15 made two scales the default, and 128
+the paper size's width.
+
 Regenerate (only on purpose, when a model changes): `python tests/models/test_unchanged.py`.
 """
 
@@ -16,6 +20,8 @@ import pytest
 import torch
 
 from agfnet.models import create_model, list_models
+from agfnet.models.agfnet import AGFNet
+from agfnet.models.registry import get_entry
 
 FINGERPRINTS = Path(__file__).with_name("unchanged_fingerprints.json")
 
@@ -25,6 +31,16 @@ CASES = [(name, {}) for name in list_models("_tiny")] + [
     (name, {"modality_dropout": 0.5})
     for name in ("agfnet_tiny", "cross_attn_tiny", "decision_mean_tiny")
 ]
+
+
+def _as_then(name: str, overrides: dict) -> dict:
+    """`overrides` plus the options that give `name` the architecture it had then: the
+    AGFNet defaults of that time where the name's preset does not set them."""
+    entry = get_entry(name)
+    if entry.model_cls is not AGFNet:
+        return dict(overrides)
+    then = {"out_indices": (-3, -2, -1), "scale_dim": 256}
+    return {**{k: v for k, v in then.items() if k not in entry.preset}, **overrides}
 
 
 def _case_id(name: str, overrides: dict) -> str:
@@ -50,7 +66,7 @@ def _flat(x: torch.Tensor | None) -> list[float] | None:
 
 def fingerprint(name: str, overrides: dict) -> dict[str, Any]:
     """The state dict's digest and the outputs (training and eval) on fixed inputs."""
-    model = create_model(name, num_classes=3, seed=0, **overrides)
+    model = create_model(name, num_classes=3, seed=0, **_as_then(name, overrides))
     g = torch.Generator().manual_seed(0)
     x, u = torch.randn(2, 3, 64, 64, generator=g), torch.randn(2, 3, 64, 48, generator=g)
     present = torch.tensor([[True, False], [True, True]]) if overrides else None
@@ -80,7 +96,7 @@ def fingerprint(name: str, overrides: dict) -> dict[str, Any]:
 
 def _paper_layout(name: str) -> str:
     with torch.device("meta"):
-        model = create_model(name, num_classes=5)
+        model = create_model(name, num_classes=5, **_as_then(name, {}))
     return _digest({k: torch.empty(v.shape) for k, v in model.state_dict().items()})[
         "layout_sha256"
     ]
@@ -121,6 +137,16 @@ def test_tiny_model_without_tasks_or_metadata_is_unchanged(case: str) -> None:
     torch.testing.assert_close(
         torch.tensor(got_numbers), torch.tensor(want_numbers), rtol=1e-4, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("size", ["tiny", "paper"])
+def test_the_old_default_is_agfnet_three_scale(size: str) -> None:
+    # Same parameters, in the same order, drawn the same: one name away from the old model.
+    width = {"scale_dim": 256} if size == "paper" else {}  # the paper size's width then
+    new = create_model(f"agfnet_three_scale_{size}", num_classes=5, seed=0, **width)
+    old = create_model(f"agfnet_{size}", num_classes=5, seed=0, **_as_then(f"agfnet_{size}", {}))
+    assert _digest(new.state_dict()) == _digest(old.state_dict())
+    assert len(create_model(f"agfnet_{size}", num_classes=5).local) == 2
 
 
 @pytest.mark.parametrize("name", sorted(_STORED["paper"]))

@@ -16,7 +16,9 @@ manifest also carries every attribute as a task column and two patient metadata 
 Modules: `attributes` (the attribute model and the draw of samples), `patient` (the
 metadata), `bayes` (exact Bayes figures), `primitives`, `clinical` and `ultrasound` (the
 two renderers), `render` (one pair), `tables` and `readme` (the text files of a folder),
-`writer` (`generate`).
+`writer` (`generate`). `local`, `local_render` and `local_files`: the local-evidence
+benchmark (`generate(kind="local")`), where one small patch per image among decoys sets
+the class.
 """
 
 from __future__ import annotations
@@ -41,6 +43,18 @@ from agfnet.data.synth.bayes import (
     class_likelihoods,
     task_bayes_accuracies,
 )
+from agfnet.data.synth.local import (
+    DECOY_CODES,
+    LOCAL_CODES,
+    LOCAL_NOISE,
+    LOCAL_TABLE,
+    LOCAL_TASK_COLUMNS,
+    PATCH_AREA,
+    local_bayes_accuracies,
+    sample_local,
+)
+from agfnet.data.synth.local_files import LOCAL_MANIFEST_COLUMNS
+from agfnet.data.synth.local_render import LOCAL_NUISANCE_COLUMNS, render_local_pair
 from agfnet.data.synth.patient import (
     METADATA_COLUMNS,
     METADATA_KINDS,
@@ -58,6 +72,7 @@ from agfnet.data.synth.tables import (
     TASK_OVERRIDES,
 )
 from agfnet.data.synth.writer import (
+    KINDS,
     MAX_SIZE,
     MIN_SIZE,
     OUTPUT_FILES,
@@ -71,7 +86,15 @@ __all__ = [
     "ATTRIBUTE_BY_NAME",
     "CLASSES",
     "CLASS_NAMES",
+    "DECOY_CODES",
     "GENERATOR_VERSION",
+    "KINDS",
+    "LOCAL_CODES",
+    "LOCAL_MANIFEST_COLUMNS",
+    "LOCAL_NOISE",
+    "LOCAL_NUISANCE_COLUMNS",
+    "LOCAL_TABLE",
+    "LOCAL_TASK_COLUMNS",
     "MANIFEST_COLUMNS",
     "MAX_SIZE",
     "METADATA_COLUMNS",
@@ -82,6 +105,7 @@ __all__ = [
     "NUISANCE_COLUMNS",
     "OUTPUT_FILES",
     "PAIR_COLUMNS",
+    "PATCH_AREA",
     "SITES",
     "SITE_TABLE",
     "TABLE",
@@ -100,7 +124,10 @@ __all__ = [
     "default_workers",
     "draw_metadata",
     "generate",
+    "local_bayes_accuracies",
+    "render_local_pair",
     "render_pair",
     "sample_attributes",
+    "sample_local",
     "task_bayes_accuracies",
 ]

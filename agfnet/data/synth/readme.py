@@ -119,6 +119,7 @@ def metadata(
     """The content of synth.json: the arguments, the Bayes figures and the attribute model."""
     return {
         "generator_version": GENERATOR_VERSION,
+        "kind": "lesion",
         "seed": seed,
         "size": size,
         "n_per_class": n_per_class,

@@ -14,6 +14,9 @@ from PIL import Image
 
 from agfnet.data.synth.attributes import CLASSES, SampleSpec, sample_attributes
 from agfnet.data.synth.bayes import bayes_accuracies
+from agfnet.data.synth.local import local_bayes_accuracies, sample_local
+from agfnet.data.synth.local_files import local_metadata, local_readme, write_local_tables
+from agfnet.data.synth.local_render import render_local_pair
 from agfnet.data.synth.patient import draw_metadata
 from agfnet.data.synth.readme import metadata, readme
 from agfnet.data.synth.render import render_pair
@@ -21,10 +24,21 @@ from agfnet.data.synth.tables import IMAGE_FOLDERS, relative_paths, write_tables
 from agfnet.errors import UserError
 from agfnet.fileio import staged_folder, write_json
 
-__all__ = ["MAX_SIZE", "MIN_SIZE", "OUTPUT_FILES", "SynthSummary", "default_workers", "generate"]
+__all__ = [
+    "KINDS",
+    "MAX_SIZE",
+    "MIN_SIZE",
+    "OUTPUT_FILES",
+    "SynthSummary",
+    "default_workers",
+    "generate",
+]
 
 MIN_SIZE = 32
 MAX_SIZE = 1024
+#: The benchmarks `generate` writes: "lesion" (global attributes of a lesion, the
+#: default) and "local" (small evidence patches among decoys, `agfnet.data.synth.local`).
+KINDS: tuple[str, ...] = ("lesion", "local")
 
 OUTPUT_FILES: tuple[str, ...] = (
     "manifest.csv",
@@ -49,6 +63,7 @@ class SynthSummary:
         seed: the seed.
         classes: class names in table order.
         bayes: Bayes-optimal accuracies, keys "clinical", "ultrasound", "both".
+        kind: the benchmark, one of `KINDS`.
     """
 
     out: Path
@@ -59,6 +74,7 @@ class SynthSummary:
     seed: int
     classes: tuple[str, ...]
     bayes: dict[str, float]
+    kind: str = "lesion"
 
 
 def _png_bytes(array: np.ndarray, mode: str) -> bytes:
@@ -68,9 +84,9 @@ def _png_bytes(array: np.ndarray, mode: str) -> bytes:
     return buffer.getvalue()
 
 
-def _render_and_write(task: tuple[SampleSpec, int, str]) -> dict[str, float]:
-    spec, size, root = task
-    pair = render_pair(spec, size)
+def _render_and_write(task: tuple[SampleSpec, int, str, str]) -> dict[str, float]:
+    spec, size, root, kind = task
+    pair = (render_local_pair if kind == "local" else render_pair)(spec, size)
     paths = relative_paths(spec.lesion_id)
     contents = {
         "clinical": _png_bytes(pair.clinical, "RGB"),
@@ -83,7 +99,9 @@ def _render_and_write(task: tuple[SampleSpec, int, str]) -> dict[str, float]:
     return pair.nuisances
 
 
-def _check_arguments(n_per_class: int, size: int, workers: int) -> None:
+def _check_arguments(n_per_class: int, size: int, workers: int, kind: str) -> None:
+    if kind not in KINDS:
+        raise UserError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}.")
     if n_per_class < 1:
         raise UserError(
             f"--n-per-class must be at least 1, got {n_per_class}; pass e.g. --n-per-class 100."
@@ -128,6 +146,7 @@ def generate(
     workers: int | None = None,
     progress: bool = False,
     overwrite: bool = False,
+    kind: str = "lesion",
 ) -> SynthSummary:
     """Write a synthetic benchmark folder.
 
@@ -147,6 +166,8 @@ def generate(
         workers: processes rendering in parallel; None for `default_workers()`.
         progress: show a rich progress bar.
         overwrite: replace an earlier benchmark folder at `out`.
+        kind: "lesion" (the default benchmark) or "local" (small evidence patches among
+            decoys; same files, its own task columns: `agfnet.data.synth.local`).
 
     Returns:
         A `SynthSummary` of what was written.
@@ -156,19 +177,25 @@ def generate(
     """
     out = Path(out)
     workers = default_workers() if workers is None else workers
-    _check_arguments(n_per_class, size, workers)
+    _check_arguments(n_per_class, size, workers, kind)
     _prepare_out(out, overwrite)
-    specs = sample_attributes(n_per_class, seed)
-    bayes = bayes_accuracies()
+    local = kind == "local"
+    specs = sample_local(n_per_class, seed) if local else sample_attributes(n_per_class, seed)
+    bayes = local_bayes_accuracies() if local else bayes_accuracies()
 
     with staged_folder(out) as tmp:
         for sub in IMAGE_FOLDERS:
             (tmp / sub).mkdir(parents=True)
-        tasks = [(spec, size, str(tmp)) for spec in specs]
+        tasks = [(spec, size, str(tmp), kind) for spec in specs]
         nuisances = _run_tasks(tasks, workers, progress)
-        write_tables(tmp, specs, nuisances, draw_metadata(specs, seed))
-        (tmp / "README.md").write_text(readme(n_per_class, size, seed, bayes), encoding="utf-8")
-        write_json(tmp / "synth.json", metadata(n_per_class, size, seed, len(specs), bayes))
+        tables, text, meta = (
+            (write_local_tables, local_readme, local_metadata)
+            if local
+            else (write_tables, readme, metadata)
+        )
+        tables(tmp, specs, nuisances, draw_metadata(specs, seed))
+        (tmp / "README.md").write_text(text(n_per_class, size, seed, bayes), encoding="utf-8")
+        write_json(tmp / "synth.json", meta(n_per_class, size, seed, len(specs), bayes))
     return SynthSummary(
         out=out,
         manifest=out / "manifest.csv",
@@ -178,11 +205,12 @@ def generate(
         seed=seed,
         classes=CLASSES,
         bayes=bayes,
+        kind=kind,
     )
 
 
 def _run_tasks(
-    tasks: list[tuple[SampleSpec, int, str]], workers: int, progress: bool
+    tasks: list[tuple[SampleSpec, int, str, str]], workers: int, progress: bool
 ) -> list[dict[str, float]]:
     """Render and write every task, in order, optionally in worker processes."""
     advance: Callable[[], None] = lambda: None  # noqa: E731
