@@ -11,7 +11,10 @@ Checks for Saliency Maps", NeurIPS 2018), and of their geometry.
 - Geometry: an oracle network with a known map: non-square inputs, flips and letterbox
   padding map back to the same pixels.
 
-docs/commands/explain.md gives the figures of these checks for each method and layer.
+docs/commands/explain.md gives the figures of these checks for each method and layer. The
+planted-evidence model here is trained once (seed 0); benchmarks/cam_sanity.py trains six,
+of which the default settings pass on four (the other two put as much of the
+photograph's map on a decoy as on the evidence): the docs say so.
 """
 
 from __future__ import annotations
