@@ -8,6 +8,7 @@ a documented probability; the free nuisance attributes carry no class informatio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -171,8 +172,26 @@ def sample_attributes(n_per_class: int, seed: int) -> list[SampleSpec]:
     Returns:
         One `SampleSpec` per sample, in manifest order.
     """
+    return plan_samples(n_per_class, np.random.SeedSequence(seed), _sample_attributes_one)
+
+
+def plan_samples(
+    n_per_class: int,
+    root: np.random.SeedSequence,
+    draw: Callable[[np.random.Generator, str], tuple[dict[str, str], dict[str, bool]]],
+) -> list[SampleSpec]:
+    """Labels, patients and per-sample draws of a benchmark: the plan every kind shares.
+
+    Args:
+        n_per_class: samples per class; row i has class i mod 5.
+        root: the benchmark's seed sequence; one child plans the patients and skin
+            tones, one per sample seeds its draw and its rendering.
+        draw: (rng, label) -> (attributes, flipped) of one sample.
+
+    Returns:
+        One `SampleSpec` per sample, in manifest order.
+    """
     n = n_per_class * len(CLASSES)
-    root = np.random.SeedSequence(seed)
     plan_seq, *sample_seqs = root.spawn(n + 1)
     plan_rng = np.random.default_rng(plan_seq)
     patient = _assign_patients(plan_rng, n)
@@ -181,7 +200,7 @@ def sample_attributes(n_per_class: int, seed: int) -> list[SampleSpec]:
     for i, seq in enumerate(sample_seqs):
         attr_seq, render_seq = seq.spawn(2)
         label = CLASSES[i % len(CLASSES)]
-        attributes, flipped = _sample_attributes_one(np.random.default_rng(attr_seq), label)
+        attributes, flipped = draw(np.random.default_rng(attr_seq), label)
         specs.append(
             SampleSpec(
                 index=i,

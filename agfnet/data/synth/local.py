@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from agfnet.data.synth.attributes import CLASSES, SampleSpec, _assign_patients
+from agfnet.data.synth.attributes import CLASSES, SampleSpec, plan_samples
 
 __all__ = [
     "DECOY_CODES",
@@ -98,33 +98,17 @@ def sample_local(n_per_class: int, seed: int) -> list[SampleSpec]:
         One `SampleSpec` per sample, in manifest order; its attributes are the
         `LOCAL_TASK_COLUMNS` codes and `flipped` says which deviate from the prototype.
     """
-    n = n_per_class * len(CLASSES)
-    plan_seq, *sample_seqs = np.random.SeedSequence([seed, _STREAM]).spawn(n + 1)
-    plan_rng = np.random.default_rng(plan_seq)
-    patient = _assign_patients(plan_rng, n)
-    tones = plan_rng.beta(2.0, 2.5, size=max(patient, default=-1) + 1)
-    specs = []
-    for i, seq in enumerate(sample_seqs):
-        code_seq, render_seq = seq.spawn(2)
-        rng = np.random.default_rng(code_seq)
-        label = CLASSES[i % len(CLASSES)]
-        attributes, flipped = {}, {}
-        for modality, column in zip(LOCAL_CODES, LOCAL_TASK_COLUMNS, strict=True):
-            proto = LOCAL_TABLE[label][modality]
-            flip = bool(rng.random() < float(LOCAL_NOISE))
-            others = [c for c in LOCAL_CODES[modality] if c != proto]
-            attributes[column] = others[int(rng.integers(len(others)))] if flip else proto
-            flipped[column] = flip
-        specs.append(
-            SampleSpec(
-                index=i,
-                lesion_id=f"L{i + 1:05d}",
-                patient_id=f"P{patient[i] + 1:05d}",
-                label=label,
-                attributes=attributes,
-                flipped=flipped,
-                skin_tone=float(tones[patient[i]]),
-                render_seed=render_seq,
-            )
-        )
-    return specs
+    return plan_samples(n_per_class, np.random.SeedSequence([seed, _STREAM]), _draw_codes)
+
+
+def _draw_codes(rng: np.random.Generator, label: str) -> tuple[dict, dict]:
+    """One sample's evidence codes: each modality's prototype, or with probability
+    `LOCAL_NOISE` another code of it."""
+    attributes, flipped = {}, {}
+    for modality, column in zip(LOCAL_CODES, LOCAL_TASK_COLUMNS, strict=True):
+        proto = LOCAL_TABLE[label][modality]
+        flip = bool(rng.random() < float(LOCAL_NOISE))
+        others = [c for c in LOCAL_CODES[modality] if c != proto]
+        attributes[column] = others[int(rng.integers(len(others)))] if flip else proto
+        flipped[column] = flip
+    return attributes, flipped

@@ -19,7 +19,7 @@ from agfnet.data.synth.local import (
 from agfnet.data.synth.local_render import LOCAL_NUISANCE_COLUMNS
 from agfnet.data.synth.patient import METADATA_COLUMNS, METADATA_KINDS
 from agfnet.data.synth.readme import GENERATOR_VERSION
-from agfnet.data.synth.tables import PAIR_COLUMNS, _format, _write_csv, relative_paths
+from agfnet.data.synth.tables import PAIR_COLUMNS, _format, _write_csv, manifest_row
 
 __all__ = ["LOCAL_MANIFEST_COLUMNS", "local_metadata", "local_readme", "write_local_tables"]
 
@@ -43,15 +43,7 @@ def write_local_tables(
     """
     manifest, attributes = [], []
     for spec, nz, meta in zip(specs, nuisances, metadata, strict=True):
-        cells = {
-            **relative_paths(spec.lesion_id),
-            "label": spec.label,
-            "patient_id": spec.patient_id,
-            "lesion_id": spec.lesion_id,
-            **spec.attributes,
-            **meta,
-        }
-        manifest.append([cells[c] for c in LOCAL_MANIFEST_COLUMNS])
+        manifest.append(manifest_row(spec, meta, LOCAL_MANIFEST_COLUMNS))
         attributes.append(
             [spec.lesion_id, spec.patient_id, spec.label]
             + [spec.attributes[c] for c in LOCAL_TASK_COLUMNS]

@@ -8,7 +8,7 @@ column (`TASK_COLUMNS`, the true level, as in attributes.csv) and the patient me
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,22 @@ def _format(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
+def manifest_row(
+    spec: SampleSpec, metadata: Mapping[str, str], columns: Sequence[str]
+) -> list[str]:
+    """One manifest.csv line of a sample: its image paths, label, ids, task and metadata
+    cells, in the order of `columns`."""
+    cells = {
+        **relative_paths(spec.lesion_id),
+        "label": spec.label,
+        "patient_id": spec.patient_id,
+        "lesion_id": spec.lesion_id,
+        **spec.attributes,
+        **metadata,
+    }
+    return [cells[c] for c in columns]
+
+
 def write_tables(
     root: Path,
     specs: Sequence[SampleSpec],
@@ -112,15 +128,7 @@ def write_tables(
     attr_rows = []
     manifest_rows = []
     for spec, nz, meta in zip(specs, nuisances, metadata, strict=True):
-        cells = {
-            **relative_paths(spec.lesion_id),
-            "label": spec.label,
-            "patient_id": spec.patient_id,
-            "lesion_id": spec.lesion_id,
-            **spec.attributes,
-            **meta,
-        }
-        manifest_rows.append([cells[c] for c in MANIFEST_COLUMNS])
+        manifest_rows.append(manifest_row(spec, meta, MANIFEST_COLUMNS))
         attr_rows.append(
             [spec.lesion_id, spec.patient_id, spec.label]
             + [spec.attributes[n] for n in attr_names]
