@@ -156,6 +156,7 @@ class Predictor(PredictorBase):
         prediction = self.predict_tensors(
             clinical_t[None], ultrasound_t[None], present[None], metadata=[metadata]
         )[0]
+        layers = layer_names(self.model)
         # Grad-CAM hooks layers and swaps a method: a compiled network runs it eagerly.
         with torch.compiler.set_stance("force_eager"):
             maps = explain_pair(
@@ -164,7 +165,7 @@ class Predictor(PredictorBase):
                 ultrasound_t,
                 method=method,
                 target=self.classes.index(prediction.prediction),
-                layers=(layers := layer_names(self.model)),
+                layers=layers,
                 present=present[None],
             )
         used = [m for m in MODALITIES if prediction.modalities[m]]
